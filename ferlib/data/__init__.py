@@ -1,0 +1,1 @@
+"""FER data: readers, FER+ votes, synthetic faces, normalisation, batched augmentation."""

@@ -1,0 +1,1 @@
+"""Losses: softmax cross-entropy, center loss, triplet losses -- all trainer criteria."""

@@ -1,0 +1,17 @@
+"""Models: DenseNet family, backbones."""
+
+from .densenet import (
+    DENSENET_VARIANTS,
+    PAPER_INPUT_SIZE,
+    BottleneckLayer,
+    DenseBlock,
+    DenseLayer,
+    DenseNet,
+    LastTransition,
+    Transition,
+    densenet,
+    densenet_bc,
+    wide_densenet,
+    wide_densenet_bc,
+)
+from .summary import count_flops, count_macs, count_parameters, layer_table, variant_table
