@@ -117,7 +117,8 @@ def _notice(message: str, verbose: bool) -> None:
 
 
 def _in_notebook() -> bool:
-    return "ipykernel" in sys.modules
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None
 
 
 def load_fer2013(data_dir: str | Path | None = None, *, use_cache: bool = True, verbose: bool = True,

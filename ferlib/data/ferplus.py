@@ -35,6 +35,11 @@ from .classes import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS, SPLITS
 from .dataset import FERDataset
 from .errors import DataFormatError
 
+# Rows whose FER+ image name is shared with another row whose pixels differ: the votes may
+# describe the other image (shared/data/README.md, "FER+ alignment").  Pass these as
+# ``exclude_rows`` to :func:`ferplus_dataset` for clean FER+ experiments.
+FERPLUS_SUSPECT_ROWS = (5274, 33200)
+
 LABEL_MODES = ("majority", "probability", "crossentropy", "multi_target")
 _UNKNOWN, _NF = 8, 9
 

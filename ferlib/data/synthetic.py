@@ -91,23 +91,26 @@ _PARAMS = (
     "fold",         # nasolabial-fold strength 0..1
     "teeth",        # probability that an open mouth shows teeth
 )
-_NEUTRAL = np.array([0.0, 0.0, 0.4, 1.0, 0.18, 0.0, 0.0, 0.0, 1.0, 0.0, 0.1, 0.0])
+_NEUTRAL = np.array([0.0, 0.0, 0.4, 1.0, 0.24, 0.0, 0.0, 0.0, 1.0, 0.0, 0.1, 0.0])
 
 #: Full-intensity cue targets per class, rows in EMOTIONS order, columns as _PARAMS.
 EXPRESSION_TARGETS: np.ndarray = np.array([
     # raise  tilt   arch  eye   mw    curve   open   up    round wrk  fold teeth
-    [-0.050, 0.090, 0.10, 0.85, 0.160, -0.030, 0.010, 0.010, 1.0, 0.25, 0.2, 0.5],  # angry
-    [-0.035, 0.050, 0.20, 0.70, 0.170, -0.045, 0.020, 0.045, 1.0, 0.90, 0.6, 0.3],  # disgust
-    [+0.055, -0.060, 0.10, 1.45, 0.210, -0.030, 0.060, 0.010, 0.9, 0.00, 0.2, 0.3],  # fear
-    [+0.010, 0.000, 0.40, 0.75, 0.240, +0.080, 0.035, 0.010, 1.0, 0.05, 0.7, 0.7],  # happy
-    [+0.000, -0.070, 0.20, 0.80, 0.170, -0.060, 0.000, 0.000, 1.0, 0.00, 0.1, 0.0],  # sad
-    [+0.090, -0.010, 0.80, 1.55, 0.130, 0.000, 0.110, 0.030, 0.5, 0.00, 0.0, 0.2],  # surprise
+    [-0.070, 0.120, 0.10, 0.80, 0.210, -0.040, 0.015, 0.015, 1.0, 0.30, 0.2, 0.5],  # angry
+    [-0.050, 0.070, 0.20, 0.65, 0.220, -0.060, 0.030, 0.070, 1.0, 1.00, 0.7, 0.3],  # disgust
+    [+0.080, -0.080, 0.10, 1.50, 0.280, -0.040, 0.090, 0.015, 0.9, 0.00, 0.2, 0.3],  # fear
+    [+0.015, 0.000, 0.40, 0.70, 0.320, +0.120, 0.050, 0.015, 1.0, 0.05, 0.8, 0.7],  # happy
+    [+0.000, -0.100, 0.20, 0.80, 0.220, -0.090, 0.000, 0.000, 1.0, 0.00, 0.1, 0.0],  # sad
+    [+0.130, -0.015, 0.80, 1.60, 0.170, 0.000, 0.170, 0.045, 0.5, 0.00, 0.0, 0.2],  # surprise
     _NEUTRAL,                                                                        # neutral
 ])
 # Per-image noise on each cue (same for all classes).
-_CUE_STD = np.array([0.025, 0.035, 0.25, 0.20, 0.025, 0.025, 0.025, 0.015, 0.2, 0.2, 0.2, 0.0])
-_CUE_LO = np.array([-0.10, -0.15, -0.5, 0.25, 0.08, -0.12, 0.0, 0.0, 0.4, 0.0, 0.0, 0.0])
-_CUE_HI = np.array([0.16, 0.15, 1.5, 2.0, 0.32, 0.14, 0.20, 0.08, 1.3, 1.0, 1.0, 1.0])
+_CUE_STD = np.array([0.03, 0.04, 0.25, 0.20, 0.03, 0.03, 0.03, 0.02, 0.2, 0.2, 0.2, 0.0])
+# Pose jitter: rotation std (degrees), shift std (face units, 1 = 24 px), scale range,
+# yaw (sideways feature shift) std.
+_POSE = {"rot_deg": 5.0, "shift": 0.03, "scale": (0.9, 1.04), "yaw": 0.03}
+_CUE_LO = np.array([-0.14, -0.20, -0.5, 0.25, 0.10, -0.18, 0.0, 0.0, 0.4, 0.0, 0.0, 0.0])
+_CUE_HI = np.array([0.22, 0.20, 1.5, 2.0, 0.40, 0.20, 0.28, 0.12, 1.3, 1.0, 1.0, 1.0])
 
 
 def _cov(d, inv_w):
@@ -141,10 +144,10 @@ def _sample_params(labels, rng):
     p["head_a"] = u(0.60, 0.78, n)
     p["head_b"] = u(0.80, 0.95, n)
     p["eye_x"] = u(0.21, 0.30, n)
-    p["eye_y"] = u(-0.17, -0.07, n)
-    p["eye_w"] = u(0.085, 0.12, n)
-    p["eye_h"] = u(0.040, 0.060, n)
-    p["mouth_y"] = u(0.38, 0.50, n)
+    p["eye_y"] = u(-0.16, -0.09, n)
+    p["eye_w"] = u(0.10, 0.13, n)
+    p["eye_h"] = u(0.050, 0.065, n)
+    p["mouth_y"] = u(0.40, 0.48, n)
     p["skin"] = u(0.40, 0.85, n)
     p["hair"] = np.where(rng.random(n) < 0.8, u(0.03, 0.35, n), u(0.55, 0.90, n))
     p["hairline"] = u(-0.62, -0.38, n)
@@ -153,11 +156,11 @@ def _sample_params(labels, rng):
     p["bg"] = u(0.05, 0.95, n)
     p["bg_grad"] = u(-0.3, 0.3, n)
     # pose
-    p["angle"] = np.clip(rng.normal(0.0, np.deg2rad(8.0), n), -np.deg2rad(20), np.deg2rad(20))
-    p["tx"] = rng.normal(0.0, 0.05, n)
-    p["ty"] = rng.normal(0.0, 0.05, n)
-    p["scale"] = u(0.85, 1.08, n)
-    p["yaw"] = np.clip(rng.normal(0.0, 0.05, n), -0.12, 0.12)
+    p["angle"] = np.clip(rng.normal(0.0, np.deg2rad(_POSE["rot_deg"]), n), -np.deg2rad(20), np.deg2rad(20))
+    p["tx"] = rng.normal(0.0, _POSE["shift"], n)
+    p["ty"] = rng.normal(0.0, _POSE["shift"], n)
+    p["scale"] = u(*_POSE["scale"], n)
+    p["yaw"] = np.clip(rng.normal(0.0, _POSE["yaw"], n), -0.12, 0.12)
     # lighting and noise
     p["grad"] = u(0.0, 0.35, n)
     p["grad_dir"] = u(0.0, 2 * np.pi, n)
@@ -229,7 +232,7 @@ def _render(p, noise_rng):
     # eyebrows: w > 0 toward the nose
     w = ex - au
     brow_v = ey - 0.12 - col("brow_raise") + col("brow_tilt") * w + col("brow_arch") * w * w
-    d = np.minimum(0.022 - np.abs(v - brow_v), ew * 1.25 - np.abs(w))
+    d = np.minimum(0.03 - np.abs(v - brow_v), ew * 1.25 - np.abs(w))
     _paint(img, d, np.minimum(hair, skin * 0.45), inv_w)
     # eyes: dark outline, light sclera, dark pupil
     du, dv = au - ex, v - ey
