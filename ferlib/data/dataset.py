@@ -72,3 +72,18 @@ class FERDataset:
         labels = self.labels if split is None else self.labels[self.usage == split]
         counts = np.bincount(labels, minlength=len(self.class_names))
         return {c: int(n) for c, n in zip(self.class_names, counts)}
+
+
+def stratified_subset(ds: FERDataset, per_class: int | None, seed: int = 0) -> FERDataset:
+    """At most ``per_class`` rows of each class, drawn with a seed, in original row order.
+
+    The quick profile trains on such subsets; ``None`` returns ``ds`` unchanged.
+    """
+    if per_class is None:
+        return ds
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(ds.labels):
+        idx = np.flatnonzero(ds.labels == c)
+        keep.append(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
+    return ds.subset(np.sort(np.concatenate(keep)))

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, k-NN, ensembles, confusion matrices."""

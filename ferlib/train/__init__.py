@@ -1,0 +1,1 @@
+"""Training: the trainer, recipes, checkpoints and results files."""

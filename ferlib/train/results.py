@@ -1,0 +1,150 @@
+"""Run a recipe end to end and record the result with its provenance.
+
+``run_recipe`` loads the data, trains (resuming if a run was interrupted), selects
+the epoch on PublicTest, evaluates PrivateTest, and writes ``RECIPE.json``:
+metrics per split, per-class report, confusion matrix, selected epoch, checkpoint
+ensemble, history, config, git sha, device, library versions, wall time and
+training throughput.  Full-profile results go to ``results/``; quick-profile ones
+to ``results/quick/`` so a laptop run never overwrites a GPU result.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..data.dataset import FERDataset
+from ..profiles import get_profile
+from .recipes import Recipe
+from .trainer import Trainer, prepare_data, resolve_device, train_images_per_s
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def git_info() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        sha, dirty = "", False
+    return {"git_sha": sha or "unknown", "git_dirty": dirty}
+
+
+def device_info(device: torch.device) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    return {"device": str(device), "device_name": name,
+            "cpu_threads": torch.get_num_threads(), "cuda": torch.version.cuda}
+
+
+def library_versions() -> dict:
+    import numpy
+    import sklearn
+    import torchvision
+
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "platform": platform.platform()}
+
+
+def default_results_path(recipe: Recipe, profile: str, results_dir: str | Path = "results") -> Path:
+    results_dir = Path(results_dir)
+    return (results_dir / "quick" if profile == "quick" else results_dir) / f"{recipe.name}.json"
+
+
+def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: str | None = None,
+               data_dir=None, device=None, seed: int = 0, results_path: str | Path | None = None,
+               run_dir: str | Path | None = None, resume: bool = True, progress: bool = True,
+               overwrite: bool = True, **trainer_kwargs) -> dict:
+    """Train ``recipe`` and write its results file; returns the results dict."""
+    started = time.time()
+    profile = get_profile(profile)
+    device = resolve_device(device)
+    results_path = Path(results_path) if results_path else default_results_path(recipe, profile)
+    if results_path.exists() and not overwrite:
+        raise FileExistsError(f"{results_path} exists; pass --overwrite to replace it or --out to write elsewhere")
+    if dataset is None:
+        from ..data.discovery import load_fer2013
+
+        dataset = load_fer2013(data_dir, verbose=progress)
+    if recipe.dataset != "fer2013":
+        raise NotImplementedError(f"recipe {recipe.name!r} needs dataset {recipe.dataset!r}")
+    data = prepare_data(recipe, dataset, profile, seed)
+    run_dir = Path(run_dir) if run_dir else Path("runs") / f"{recipe.name}-{profile}-seed{seed}"
+    trainer = Trainer(recipe, data, profile=profile, seed=seed, device=device, run_dir=run_dir,
+                      progress=progress, **trainer_kwargs)
+    state = trainer.fit(resume=resume)
+    final = trainer.evaluate_selected()
+    results = {
+        "recipe": recipe.name,
+        "paper": recipe.paper,
+        "row": recipe.row,
+        "profile": profile,
+        "synthetic": data.synthetic,
+        "data": data.description,
+        "seed": seed,
+        "selected_epoch": final["selected_epoch"],
+        "selection": "epoch with the best PublicTest accuracy; PrivateTest is reported, never used to select",
+        "metrics": final["metrics"],
+        "ensemble_last5": final["ensemble_last5"],
+        "paper_results": recipe.paper_results,
+        "history": state.history,
+        "epochs_run": state.epoch,
+        "train_images_per_s": train_images_per_s(state),
+        "train_seconds": state.train_seconds,
+        "config": recipe.to_dict(),
+        "augment": trainer.augment.to_dict(),
+        "provenance": {**git_info(), **device_info(device), "versions": library_versions(),
+                       "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
+                       "wall_time_s": time.time() - started, "command": " ".join(sys.argv),
+                       "run_dir": str(run_dir)},
+    }
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = results_path.with_name(results_path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(results_path)
+    if progress:
+        m = results["metrics"]
+        print(f"[{recipe.name}] selected epoch {results['selected_epoch']}: PublicTest "
+              f"{m['PublicTest']['accuracy']:.4f}, PrivateTest {m['PrivateTest']['accuracy']:.4f}"
+              f"{'  (SYNTHETIC data)' if data.synthetic else ''} -> {results_path}")
+    return results
+
+
+def load_results(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def paper_vs_ours(paths, *, metric_rows=(("PublicTest", "PublicTest"), ("PrivateTest", "PrivateTest")),
+                  ensemble: bool = True):
+    """A table (pandas DataFrame) of paper numbers beside ours, one row per results file.
+
+    Columns: row, ``paper <split>``, ``ours <split>`` (accuracy in %), and the same for the
+    last-five checkpoint ensemble; plus profile, device, git sha and whether the data was synthetic.
+    """
+    import pandas as pd
+
+    rows = []
+    for p in paths:
+        r = load_results(p)
+        paper = r.get("paper_results", {})
+        row = {"row": r["row"], "recipe": r["recipe"], "profile": r["profile"]}
+        for label, split in metric_rows:
+            row[f"paper {label}"] = paper.get(split)
+            row[f"ours {label}"] = round(100 * r["metrics"][split]["accuracy"], 1)
+        if ensemble:
+            for label, split in metric_rows:
+                row[f"paper +ens {label}"] = paper.get(f"ensemble_{split}")
+                row[f"ours +ens {label}"] = round(100 * r["ensemble_last5"][split], 1)
+        prov = r["provenance"]
+        row.update({"epochs": r["epochs_run"], "synthetic": r["synthetic"], "device": prov["device_name"],
+                    "git": prov["git_sha"][:8], "wall s": round(prov["wall_time_s"])})
+        rows.append(row)
+    return pd.DataFrame(rows)

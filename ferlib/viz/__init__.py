@@ -1,0 +1,1 @@
+"""Plots and widgets (matplotlib figures built without pyplot)."""
