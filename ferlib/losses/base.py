@@ -11,7 +11,7 @@ The trainer, once per training step::
     loss.backward(); optimizer.step()
     criterion.after_step(features.detach(), labels)
 
-and builds its optimizer from the model's parameters plus
+calls ``criterion.on_epoch_start(epoch, optimizer)`` before each epoch, and builds its optimizer from the model's parameters plus
 ``criterion.extra_param_groups()`` (each group may carry its own ``lr``).
 """
 from __future__ import annotations
@@ -40,6 +40,9 @@ class Criterion(nn.Module):
     @torch.no_grad()
     def after_step(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Updates that are not gradient steps (none for plain cross-entropy)."""
+
+    def on_epoch_start(self, epoch: int, optimizer: torch.optim.Optimizer) -> None:
+        """Called before each epoch with the optimiser (e.g. to follow the current learning rate)."""
 
 
 CrossEntropy = Criterion

@@ -215,6 +215,7 @@ class Trainer:
     def _train_epoch(self, epoch: int, stop_after_steps: int | None) -> None:
         s, model, crit, opt = self.state, self.model, self.criterion, self.optimizer
         model.train()
+        crit.on_epoch_start(epoch, opt)
         n_batches = len(self.train_source)
         # Running sums live on the device: no host sync inside the loop.
         loss_sum = torch.tensor(s.loss_sum, device=self.device, dtype=torch.float64)
