@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 00 — FER-2013 up close
 #
-# Every paper in this book trains and tests on the same 35 thousand grey faces: FER-2013,
+# Every paper in this book trains and tests on the same small grey faces: FER-2013,
 # released for the Kaggle / ICML 2013 workshop "Challenges in Representation Learning".
 # Before any network, this chapter looks at the data itself:
 #
@@ -36,6 +36,7 @@
 # %matplotlib inline
 import io
 import lzma
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -188,6 +189,7 @@ try:
     read_fer2013_csv(workdir / "train.csv")
 except DataFormatError as e:
     print(f"\nDataFormatError: {e}")
+shutil.rmtree(workdir)  # the demo files are no longer needed
 
 # %% [markdown]
 # ## 2. Three splits, one rule
@@ -205,9 +207,9 @@ except DataFormatError as e:
 # rising" — makes the reported number optimistic. densenet reports both test splits
 # separately (Table II); dnnrl picks k and stops training on the validation split and
 # tests on the test split (§4); emonet learns its ensemble weights on the validation
-# split (§4, Table 1). cl-resnet50 (§4.1) instead re-splits Training 70/30 and reports
-# on Kaggle's validation images. When you compare with a paper's number, first find out
-# which split it is.
+# split (§6.2, Table 1). cl-resnet50 (§4.2) instead re-splits Training 70/30 and does not
+# say plainly which images its FER-2013 accuracy is measured on. When you compare with
+# a paper's number, first find out which split it is.
 
 # %%
 counts = ds.split_counts()
@@ -236,16 +238,19 @@ plots.class_distribution({s: ds.class_counts(s) for s in SPLITS}, tag=ds.tag)
 # %%
 train_share = share_table.loc["Training"]
 biggest, smallest = train_share.idxmax(), train_share.idxmin()
+ratio = class_table.loc["Training", biggest] / class_table.loc["Training", smallest]
 test_counts = pd.Series(ds.class_counts("PrivateTest"))
-display(Markdown(
-    f"In Training, **{smallest}** is the rarest class ({train_share[smallest]:.1f}% of the images) and "
-    f"**{biggest}** the most common ({train_share[biggest]:.1f}%), "
-    f"{class_table.loc['Training', biggest] / class_table.loc['Training', smallest]:.1f} times as many. "
-    f"Always answering *{biggest}* scores {test_counts[biggest] / test_counts.sum():.1%} on PrivateTest: "
-    f"that, not 1/7 = {1 / 7:.1%}, is the floor every model must clear. "
-    f"The three splits have nearly the same class shares "
-    f"(largest difference from Training: {(share_table - share_table.loc['Training']).abs().values.max():.1f} "
-    f"percentage points), so PublicTest is a fair stand-in for PrivateTest. *[{ds.tag}]*"))
+spread = (share_table - share_table.loc["Training"]).abs().values.max()
+if ratio < 1.05:
+    finding = (f"This set is balanced: every class holds about {train_share.mean():.1f}% of Training, so "
+               f"always answering one class scores about 1/7 = {1 / 7:.1%}. FER-2013 is not like this.")
+else:
+    finding = (f"In Training, **{smallest}** is the rarest class ({train_share[smallest]:.1f}% of the images) and "
+               f"**{biggest}** the most common ({train_share[biggest]:.1f}%), {ratio:.1f} times as many. "
+               f"Always answering *{biggest}* scores {test_counts[biggest] / test_counts.sum():.1%} on PrivateTest: "
+               f"that, not 1/7 = {1 / 7:.1%}, is the floor every model must clear.")
+display(Markdown(f"{finding} The largest difference between a class's share in a test split and in Training is "
+                 f"{spread:.1f} percentage points: PublicTest is a fair stand-in for PrivateTest. *[{ds.tag}]*"))
 
 # %% [markdown]
 # ## 4. What the faces look like
@@ -324,7 +329,7 @@ else:
 # %%
 flat = ds.pixels.reshape(len(ds), -1)
 blank = np.flatnonzero(flat.min(1) == flat.max(1))
-print(f"{len(blank)} blank images [{ds.tag}]:",
+print(f"{len(blank)} blank images [{ds.tag}]" + (":" if len(blank) else ""),
       {s: int(n) for s, n in pd.Series(ds.usage[blank]).value_counts().items()} if len(blank) else "")
 if len(blank):
     display(plots.image_grid([ds.pixels[i] for i in blank], min(len(blank), 6),
@@ -459,12 +464,23 @@ if fer_plus_ok:
                                     col_label="FER+ majority label",
                                     title="Where each FER-2013 class goes under FER+ (row %)", tag=ds.tag))
 
+# %%
+if fer_plus_ok:
+    share = confusion / confusion.sum(axis=1, keepdims=True)
+    kept_own = {e: share[i, FERPLUS_TO_FER2013.index(i)] for i, e in enumerate(EMOTIONS)}
+    flows = sorted(((share[i, j], e, FERPLUS_CLASSES[j]) for i, e in enumerate(EMOTIONS) for j in range(8)
+                    if FERPLUS_TO_FER2013[j] != i), reverse=True)[:4]
+    display(Markdown(
+        f"Best kept: *{max(kept_own, key=kept_own.get)}* ({max(kept_own.values()):.0%} keep their class); "
+        f"worst kept: *{min(kept_own, key=kept_own.get)}* ({min(kept_own.values()):.0%}). Largest flows: "
+        + "; ".join(f"{e} → {c} ({p:.0%})" for p, e, c in flows) + "."))
+
 # %% [markdown]
-# Read the rows: which FER-2013 classes keep their label, and where do the others go?
-# Much of the disagreement is between neighbouring expressions (sad/neutral,
-# fear/surprise, angry/disgust) — the same confusions networks make. A test
-# accuracy above the labels' own agreement with a second, independent labelling
-# deserves a second look.
+# Read the table row by row. Where a FER-2013 label is lost, it mostly goes to
+# *neutral* — the crowd saw no clear expression — or to a neighbouring expression,
+# the same confusions networks make. FER-2013's labels are one annotation each; FER+
+# gives ten. An accuracy on FER-2013 well above the agreement between these two
+# labellings deserves a second look.
 #
 # ### Align by row index, never by `Image name`
 #
@@ -583,7 +599,7 @@ pd.DataFrame({f"{name} image mean": v.double().mean((1, 2, 3)).numpy() for name,
 # %% [markdown]
 # ## 8. Augmentation: every paper's recipe on one face
 #
-# With 28 thousand training images, every paper augments. Each preset in
+# Training is small for a deep network (section 2), so every paper augments. Each preset in
 # `ferlib.data.transforms.PRESETS` reproduces one paper's description (read the
 # docstrings for the quotes and for the values the papers leave out):
 #

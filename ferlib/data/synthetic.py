@@ -13,7 +13,7 @@ Nuisance factors, independent of the expression:
 
 * identity -- face width and height, eye spacing, skin tone, hair tone, hairline
   height and shape, long hair on some faces, ears, neck;
-* pose -- in-plane rotation (about +-8 degrees, up to 20), shift, scale, and a slight
+* pose -- in-plane rotation (std 5 degrees, at most 20), shift, scale, and a slight
   yaw imitated by shifting the inner features sideways within the head outline;
 * lighting -- a linear brightness gradient in a random direction, global contrast and
   brightness, background tone;
@@ -23,12 +23,12 @@ Nuisance factors, independent of the expression:
 
 Expression cues
 ---------------
-Each image draws an *intensity* in [0.3, 1] and its cues are
+Each image draws an *intensity* in [0.35, 1] and its cues are
 ``neutral + intensity * (class target - neutral) + noise``, so weak expressions drift
 toward neutral, as many FER-2013 faces do.  Class targets (brows, eyes, nose, mouth):
 
 * **angry** (0) -- brows lowered, inner ends pulled down (V shape); eyes slightly
-  narrowed; lips pressed, mouth narrow, corners a little down; faint nose wrinkle.
+  narrowed; lips pressed, mouth narrow, corners down; faint nose wrinkle.
 * **disgust** (1) -- brows lowered and slightly V-shaped; eyes narrowed; nose wrinkled
   (lines across the bridge, flared nostrils); upper lip raised, corners down;
   nasolabial folds.
@@ -36,8 +36,8 @@ toward neutral, as many FER-2013 faces do.  Class targets (brows, eyes, nose, mo
   open, *wide and stretched* (lens-shaped), corners slightly down.
 * **happy** (3) -- corners up (smile), wide mouth, often open with teeth; eyes
   squinting; nasolabial folds.
-* **sad** (4) -- inner ends of the brows raised (slanted); eyes slightly lowered;
-  mouth closed, corners down.
+* **sad** (4) -- brows a little lowered with the inner ends raised (slanted); eyes
+  a little narrowed; mouth closed, corners down.
 * **surprise** (5) -- brows high and arched; eyes wide; mouth open, *narrow and round*.
 * **neutral** (6) -- the reference face: flat brows, normal eyes, closed straight mouth.
 
@@ -54,9 +54,9 @@ FER-2013 (fear<->surprise, sad<->angry/neutral, disgust<->angry):
 
 A linear classifier (logistic regression on standardised raw pixels, trained on
 Training, scored on PrivateTest) lands well above chance (1/7) but far from perfect:
-about 0.5--0.6 with ``n_per_class=300`` and about 0.6 with 1000 (C=0.01; about 0.55
-unregularised), its largest confusions being angry<->sad, sad<->neutral, fear<->surprise
-and angry<->disgust.  The pose jitter hurts a pixel-linear model much more than a small
+about 0.5--0.6 with ``n_per_class=300`` and about 0.6 with 1000 (C=0.01; about 0.54
+with sklearn's default C=1, which overfits).  Its largest confusions are angry<->sad,
+sad<->neutral, fear<->surprise and angry<->disgust.  The pose jitter hurts a pixel-linear model much more than a small
 CNN, which should do better.
 
 Run ``python -m ferlib.data.synthetic`` to time the generation of 7,000 images.
@@ -107,6 +107,7 @@ EXPRESSION_TARGETS: np.ndarray = np.array([
     [+0.130, -0.015, 0.80, 1.60, 0.170, 0.000, 0.170, 0.045, 0.5, 0.00, 0.0, 0.2],  # surprise
     _NEUTRAL,                                                                        # neutral
 ])
+EXPRESSION_TARGETS.setflags(write=False)
 # Per-image noise on each cue (same for all classes).
 _CUE_STD = np.array([0.022, 0.03, 0.19, 0.15, 0.022, 0.022, 0.022, 0.015, 0.15, 0.15, 0.15, 0.0])
 # Pose jitter: rotation std (degrees), shift std (face units, 1 = 24 px), scale range,

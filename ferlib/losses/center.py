@@ -88,6 +88,20 @@ scaled; the reported loss value is unchanged), and
 the softmax lr changes (0.01 at lr 0.1, 0.1 at lr 0.01, ...).  The default 1.0 is
 the usual single-learning-rate reading of Eq. 5.  cl-resnet50 uses Adam 1e-3 for
 both terms, i.e. ``feature_grad_scale = 1``.
+
+``SoftmaxCenterLoss(center_term_lr=1e-3)`` does that bookkeeping itself: the trainer
+calls :meth:`SoftmaxCenterLoss.on_epoch_start` before every epoch (and again when a
+run resumes mid-epoch) with its optimiser, and the criterion sets
+``feature_grad_scale = center_term_lr / optimizer.param_groups[0]["lr"]`` (group 0 is
+the network's).  With the plateau schedule (lr 0.1 -> 0.01 -> ... -> 1e-5) the scale
+goes 0.01, 0.1, 1, 10, 100: the center term's effective step stays at 10^-3 while
+the softmax steps shrink, so late in training the center term dominates the updates
+-- the literal consequence of "a constant learning rate 10^-3 is used for training
+center loss".  Two caveats of the emulation: momentum mixes the center gradients of
+the epochs before an lr change with the new scale for a few steps (two separate
+optimisers would not), and weight decay is applied once, at the softmax lr.  With
+Adam (or any adaptive optimiser) scaling a gradient term is not a separate learning
+rate; :meth:`on_epoch_start` warns.
 """
 from __future__ import annotations
 
@@ -297,10 +311,17 @@ class SoftmaxCenterLoss(Criterion):
         features (and so the network); see the module docstring for the densenet
         paper's separate 10^-3 center-loss lr and :func:`separate_lr_grad_scale`.
         A plain attribute: a recipe may change it between steps.
+    center_term_lr : if set, the learning rate at which the ``lambda * L_C`` term trains
+        the network (densenet paper: constant 10^-3); :meth:`on_epoch_start` then sets
+        ``feature_grad_scale = center_term_lr / lr`` from the optimiser's current lr
+        (param group 0).  Exact for SGD; excludes an explicit ``feature_grad_scale``.
 
     Trainer interface: ``forward(logits, features, labels)`` (features cast to
     float32), ``extra_param_groups()``, ``after_step(features, labels)`` (the rule),
-    and ``last_terms = {"ce": L_S, "center": L_C}`` (detached; ``L_C`` unweighted).
+    ``on_epoch_start(epoch, optimizer)`` (``center_term_lr``), and
+    ``last_terms = {"ce": L_S, "center": L_C}`` (detached; ``L_C`` unweighted).
+    The centers are in ``state_dict()`` (a buffer for the rule, a parameter otherwise),
+    so a checkpoint of the criterion restores them.
     Move the criterion to the model's device (its centers live on it).
     """
 
@@ -315,15 +336,24 @@ class SoftmaxCenterLoss(Criterion):
         center_lr: float | None = None,
         decouple_lambda: bool = True,
         feature_grad_scale: float = 1.0,
+        center_term_lr: float | None = None,
     ):
         super().__init__()
         if lambda_ < 0:
             raise ValueError(f"lambda_ must be >= 0, got {lambda_}")
+        if center_term_lr is not None:
+            if not center_term_lr > 0:
+                raise ValueError(f"center_term_lr must be > 0, got {center_term_lr}")
+            if feature_grad_scale != 1.0:
+                raise ValueError("give center_term_lr or feature_grad_scale, not both: "
+                                 "center_term_lr sets feature_grad_scale from the optimiser's lr")
         self.center_loss = CenterLoss(num_classes, feature_dim, alpha=alpha, reduction=reduction,
                                       update=update, center_lr=center_lr)
         self.lambda_ = float(lambda_)
         self.decouple_lambda = bool(decouple_lambda)
         self.feature_grad_scale = float(feature_grad_scale)
+        self.center_term_lr = None if center_term_lr is None else float(center_term_lr)
+        self._warned_adaptive = False
         self._snapshot: torch.Tensor | None = None
         self._checks_left = 3
 
@@ -345,6 +375,26 @@ class SoftmaxCenterLoss(Criterion):
                               center_grad_scale=center_scale)
         self.last_terms = {"ce": ce.detach(), "center": lc.detach()}
         return ce + self.lambda_ * lc
+
+    def extra_repr(self) -> str:
+        s = f"lambda_={self.lambda_}"
+        if self.center_term_lr is not None:
+            return s + f", center_term_lr={self.center_term_lr}"
+        return s + (f", feature_grad_scale={self.feature_grad_scale}" if self.feature_grad_scale != 1.0 else "")
+
+    def on_epoch_start(self, epoch: int, optimizer: torch.optim.Optimizer) -> None:
+        """With ``center_term_lr``: ``feature_grad_scale = center_term_lr / lr`` of param group 0."""
+        if self.center_term_lr is None:
+            return
+        if not isinstance(optimizer, torch.optim.SGD) and not self._warned_adaptive:
+            warnings.warn(
+                f"SoftmaxCenterLoss(center_term_lr=...) emulates a separate learning rate by scaling the "
+                f"center term's gradient, which is exact for SGD only, not for {type(optimizer).__name__}",
+                stacklevel=2,
+            )
+            self._warned_adaptive = True
+        self.feature_grad_scale = separate_lr_grad_scale(float(optimizer.param_groups[0]["lr"]),
+                                                         self.center_term_lr)
 
     def extra_param_groups(self) -> list[dict]:
         """``[]`` for the rule; the centers (own lr, ``weight_decay=0``) for ``"gradient"``."""

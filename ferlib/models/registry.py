@@ -31,3 +31,6 @@ def build_model(name: str, **kwargs) -> nn.Module:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
     return MODELS[name](**kwargs)
+
+
+from . import backbones  # noqa: E402,F401  -- registers "resnet50" and "resnet18" (no download at import)

@@ -123,3 +123,6 @@ def smoke_recipe(base: str = "densenet-bc", **changes) -> Recipe:
 register(smoke_recipe(name="tiny-densenet-demo", paper="none", row="demo (not a paper row): tiny DenseNet-BC for tests and CPU demos",
                       paper_results={}, quick=Budget(epochs=2, train_per_class=30, eval_per_class=10),
                       full=Budget(epochs=30)))
+
+
+from . import recipes_center  # noqa: E402,F401  -- center-loss rows and the cl-resnet50 recipes
