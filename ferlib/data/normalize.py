@@ -7,7 +7,7 @@
 * :class:`ImageStandardizer` -- per-image alternative: each image to mean 0, std 1
   (no statistics to store; robust to lighting, loses global brightness).
 * :class:`ChannelStandardizer` -- one mean and std over all training pixels
-  (the cl-resnet50 paper's per-channel normalisation, §4.1).
+  (the cl-resnet50 paper's per-channel normalisation, §4.2).
 
 All are ``nn.Module`` s whose statistics are buffers: they travel in a checkpoint's
 ``state_dict`` and move with ``.to(device)``.  Input: float (B, C, H, W) in 0..255.

@@ -100,6 +100,7 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
         "train_images_per_s": train_images_per_s(state),
         "train_seconds": state.train_seconds,
         "config": recipe.to_dict(),
+        "model_weights": getattr(trainer.model, "weights_source", None),
         "augment": trainer.augment.to_dict(),
         "provenance": {**git_info(), **device_info(device), "versions": library_versions(),
                        "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
