@@ -1,0 +1,97 @@
+"""Figures for chapter 02 (DenseNet from blocks): model size against growth rate, training curves.
+
+Like :mod:`ferlib.viz.data_plots`, every function returns a :class:`matplotlib.figure.Figure`
+built without pyplot (a notebook shows it once, as the cell's value), and a ``tag`` (a
+dataset's ``.tag``) becomes part of the title so a figure made on synthetic faces says so.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from matplotlib.figure import Figure
+
+from .data_plots import DPI, _title
+
+__all__ = ["complexity_vs_growth", "training_history"]
+
+
+def complexity_vs_growth(rows: Sequence[Mapping], *, highlight: Sequence[tuple[str, int]] = (),
+                         title: str = "DenseNet size against growth rate k (L = 12, 3 blocks, 42×42 input)",
+                         dpi: int = DPI) -> Figure:
+    """Parameters and FLOPs against the growth rate, one line per family.
+
+    ``rows``: dicts with keys ``family`` (e.g. "DenseNet-BC"), ``k``, ``params`` and
+    ``flops`` (per image, 2 × multiply-adds). ``highlight``: ``(family, k)`` points to
+    ring (the paper's networks). Both y axes are logarithmic: the counts grow roughly
+    like k², which shows as parallel straight-ish lines.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("complexity_vs_growth: no rows to plot")
+    for key in ("family", "k", "params", "flops"):
+        if key not in rows[0]:
+            raise KeyError(f"complexity_vs_growth: rows need a {key!r} key")
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    fig = Figure(figsize=(9.5, 3.6), dpi=dpi, layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, key, scale, label in ((axes[0], "params", 1e6, "parameters (millions)"),
+                                  (axes[1], "flops", 1e9, "GFLOPs per 42×42 image")):
+        for fam in families:
+            pts = sorted((r["k"], r[key] / scale) for r in rows if r["family"] == fam)
+            line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=fam)
+            for f, kk in highlight:
+                if f == fam:
+                    ys = [p[1] for p in pts if p[0] == kk]
+                    if ys:
+                        ax.plot([kk], ys, marker="o", ms=11, mfc="none", mec=line.get_color(), mew=1.6)
+        ax.set_yscale("log")
+        ax.set_xlabel("growth rate k")
+        ax.set_ylabel(label)
+        ax.set_xticks(sorted({r["k"] for r in rows}))
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8, title="rings: the paper's networks" if highlight else None, title_fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def training_history(history: Sequence[Mapping], *, selected_epoch: int | None = None, title: str = "Training",
+                     tag: str | None = None, dpi: int = DPI) -> Figure:
+    """Training loss and PublicTest accuracy per epoch, from a results file's ``history``.
+
+    ``history``: the trainer's per-epoch dicts (keys ``epoch``, ``train_loss``,
+    ``val_accuracy``; ``lr`` optional, drawn as steps where it changes).
+    ``selected_epoch``: the epoch chosen on PublicTest, marked on both panels.
+    """
+    history = list(history)
+    if not history:
+        raise ValueError("training_history: empty history")
+    epochs = [h["epoch"] for h in history]
+    fig = Figure(figsize=(9.5, 3.4), dpi=dpi, layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", ms=3)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("training loss (cross-entropy)")
+    ax_acc.plot(epochs, [100 * h["val_accuracy"] for h in history], marker="o", ms=3, color="tab:green")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("PublicTest accuracy (%)")
+    lrs = [h.get("lr") for h in history]
+    for i in range(1, len(history)):
+        if lrs[i] is not None and lrs[i - 1] is not None and lrs[i] != lrs[i - 1]:
+            for ax in (ax_loss, ax_acc):
+                ax.axvline(epochs[i], color="grey", lw=0.8, ls=":")
+            ax_loss.annotate(f"lr {lrs[i]:.0e}", (epochs[i], 1), xycoords=("data", "axes fraction"),
+                             fontsize=7, ha="left", va="top", color="grey")
+    if selected_epoch is not None:
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(selected_epoch, color="tab:red", lw=1, alpha=0.6)
+        sel = [h for h in history if h["epoch"] == selected_epoch]
+        if sel:
+            ax_acc.annotate(f"selected on PublicTest: epoch {selected_epoch}",
+                            (selected_epoch, 100 * sel[0]["val_accuracy"]), fontsize=7,
+                            xytext=(4, -12), textcoords="offset points", color="tab:red")
+    for ax in (ax_loss, ax_acc):
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(_title(title, tag), fontsize=10)
+    return fig

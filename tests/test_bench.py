@@ -1,0 +1,80 @@
+"""Smoke tests of bench/throughput.py: it runs end to end with tiny settings and records what it measured.
+
+No timing is asserted (the numbers depend on the machine); the tests check that both
+pipelines ran the requested number of images, that a ratio is printed and stored, and
+that the JSON carries the settings and provenance.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    # A plain import from bench/ (kept on sys.path) so DataLoader workers can unpickle
+    # bench classes under any multiprocessing start method.
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    import throughput
+
+    return throughput
+
+
+TINY = ["--device", "cpu", "--synthetic", "--synthetic-per-class", "20", "--models", "tiny-densenet",
+        "--batch-size", "8", "--seed", "0"]
+
+
+def test_throughput_smoke(throughput, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    report = throughput.main([*TINY, "--steps", "2", "--warmup", "1", "--rounds", "2", "--workers", "1",
+                              "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "SYNTHETIC" in text  # says which data was used
+    for pipeline in ("conventional", "ferlib"):
+        assert pipeline in text
+    assert "ratio" in text and "ferlib / conventional" in text
+
+    saved = json.loads(out.read_text())
+    assert saved["settings"]["steps"] == 2 and saved["settings"]["batch_size"] == 8
+    assert saved["data"]["synthetic"] is True
+    prov = saved["provenance"]
+    for key in ("git_sha", "device", "versions", "wall_time_s", "command"):
+        assert key in prov, key
+    assert prov["device"] == "cpu" and prov["versions"]["torch"]
+
+    (row,) = saved["throughput"]
+    assert row["model"] == "tiny-densenet" and row["images_per_round"] == 16
+    for pipeline in ("conventional", "ferlib"):
+        rounds = row[pipeline]["rounds"]
+        assert len(rounds) == 2 and all(r["images"] == 16 and r["seconds"] > 0 for r in rounds)
+        assert row[pipeline]["images_per_s_median"] > 0
+    ratio = row["ratio_ferlib_over_conventional"]
+    assert math.isclose(ratio, row["ferlib"]["images_per_s_median"] / row["conventional"]["images_per_s_median"])
+    assert f"{ratio:.2f}x" in text
+    assert saved["time_to_accuracy"] is None and saved["full_run"] is None
+    assert report["throughput"][0]["ratio_ferlib_over_conventional"] == ratio
+
+
+def test_time_to_accuracy_and_full_run_smoke(throughput, tmp_path, capsys):
+    out, full = tmp_path / "bench.json", tmp_path / "full.json"
+    throughput.main([*TINY, "--workers", "0", "--skip-throughput", "--time-to-accuracy", "--target", "0.0",
+                     "--max-epochs", "2", "--tta-model", "tiny-densenet", "--full-run", "--full-run-epochs", "1",
+                     "--full-run-model", "tiny-densenet", "--full-run-results", str(full), "--out", str(out)])
+    text = capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    tta = saved["time_to_accuracy"]
+    for pipeline in ("conventional", "ferlib"):
+        # target 0.0 is reached after the first epoch by both
+        assert tta[pipeline]["reached_target"] and tta[pipeline]["target_epoch"] == 1
+    assert tta["speedup"] > 0 and "time to accuracy" in text
+    run = saved["full_run"]
+    assert run["epochs"] == 1 and run["wall_s"] > 0 and full.exists()
+    assert run["canonical"] is False and run["meets_bar"] is None  # a smoke run is never judged against the bar
+    assert "bar not judged" in text
