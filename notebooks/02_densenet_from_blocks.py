@@ -57,6 +57,7 @@ T0 = time.perf_counter()
 PROFILE = get_profile()
 torch.manual_seed(0)
 pd.set_option("display.width", 140)
+pd.set_option("display.max_colwidth", 100)
 print(f"profile: {PROFILE}  (set {PROFILE_ENV}=full for the paper's budgets; sections 1–4 are the same in both)")
 
 
@@ -264,7 +265,7 @@ for name, make in (("DenseNet", densenet), ("DenseNet-BC", densenet_bc)):
 t_plain = layer_table(densenet()).set_index("layer")
 t_bc = layer_table(densenet_bc()).set_index("layer")
 table1 = pd.concat({"DenseNet (k=12)": t_plain[["output_size", "channels", "params"]],
-                    "DenseNet-BC (k=12, θ=0.5)": t_bc[["channels", "params"]]}, axis=1)
+                    "DenseNet-BC (k=12, θ=0.5)": t_bc[["channels", "params"]]}, axis=1).astype(object)
 table1.loc["total"] = ["", "", t_plain["params"].sum(), "", t_bc["params"].sum()]
 assert list(t_plain["output_size"])[:7] == ["21×21", "21×21", "10×10", "10×10", "5×5", "5×5", "1×1"]
 assert list(t_plain["output_size"]) == list(t_bc["output_size"])
@@ -276,10 +277,17 @@ table1
 # FER-2013 images are **48×48**, and a 3×3 stride-2 convolution with padding 1 maps H to
 # ⌊(H + 2 − 3)/2⌋ + 1 = ⌊(H − 1)/2⌋ + 1. Only H = 41 or 42 gives 21; 48 gives 24, then 12
 # and 6. Running the same model on every size from 40 to 48 (the last pooling is global,
-# so any size works):
+# so any size works) settles it.
+#
+# A trick to make such probes free: build the model on PyTorch's **meta device**. Its
+# tensors have a shape and a dtype but no storage, so a forward pass computes every output
+# *shape* (and `count_flops` every FLOP) without doing any arithmetic — nine sizes cost
+# nothing, where real forward passes would each pay for new convolution kernels.
 
 # %%
-probe = densenet_bc()
+with torch.device("meta"):
+    probe = densenet_bc()
+print("a meta parameter:", probe.features.conv.weight.device, tuple(probe.features.conv.weight.shape))
 sizes = {}
 for H in range(40, 49):
     t = layer_table(probe, (1, H, H)).set_index("layer")["output_size"]
@@ -319,10 +327,9 @@ view.round(3)
 
 # %% [markdown]
 # Now sweep k for each family: plain DenseNet, -B (bottleneck only), -C (θ = 0.5 only)
-# and -BC. Building twenty networks with real weights and running them would take a while
-# on a laptop; instead they are built on PyTorch's **meta device**, where tensors have a
-# shape and a dtype but no storage. Parameter counts and FLOP counts depend only on
-# shapes, so they are the same — checked against `variant_table` for the paper's four:
+# and -BC. The twenty networks are built on the meta device (section 3): parameter and
+# FLOP counts depend only on shapes, so they are exactly those of real networks — checked
+# below against `variant_table`, which built the paper's four with real weights:
 
 # %%
 FAMILIES = {"DenseNet": (False, 1.0), "DenseNet-B": (True, 1.0), "DenseNet-C": (False, 0.5),
@@ -368,16 +375,21 @@ print(f"doubling k from 16 to 32 multiplies DenseNet's parameters by {ratio_p:.2
 #   for small k and shallow blocks it can even cost more. B and C together give the
 #   -BC networks, with the fraction of the plain network's parameters printed above.
 #
-# ## 5. Training DenseNet-BC
+# ## 5. Training
 #
 # The same cell does two different jobs depending on the profile (`FERLIB_PROFILE`, never
 # an edit here):
 #
-# * **quick** (the default, and CI): the `densenet-bc` recipe — the real architecture,
-#   optimiser (SGD, Nesterov momentum 0.9, lr 0.1, weight decay 1e-4), augmentation and
-#   42×42 input — on the recipe's quick budget: a small stratified subset and two epochs,
-#   written to a temporary folder. It shows that the code path runs; its accuracy means
-#   nothing.
+# * **quick** (the default, and CI): the `tiny-densenet-demo` recipe — the `densenet-bc`
+#   recipe (SGD with Nesterov momentum 0.9, lr 0.1, weight decay 1e-4; the paper's
+#   augmentation; 42×42 input) with a **tiny DenseNet-BC** (2 layers per block, k = 8) in
+#   place of the L = 12, k = 12 network, on a small stratified subset for two epochs,
+#   written to a temporary folder. Why not the real network? On a CPU its first training
+#   steps alone can take tens of seconds (each of its many distinct convolution shapes
+#   needs its kernels prepared), more than this chapter's time budget in CI allows;
+#   `python -m ferlib train densenet-bc` runs its quick budget on a CPU if you want to see
+#   it. The tiny run goes through the whole code path — data, augmentation,
+#   training, selection on PublicTest, evaluation, results file; its accuracy means nothing.
 # * **full** (on a GPU): the paper's recipes for all four rows of Table II on the whole of
 #   FER-2013, each written to `results/<recipe>.json` with its provenance (the same as
 #   `python -m ferlib train <recipe> --profile full`). A recipe that already has its
@@ -399,13 +411,14 @@ else:
 # %%
 RESULTS_DIR, RUNS_DIR = REPO / "results", REPO / "runs"
 TABLE_II = ("densenet", "densenet-bc", "wide-densenet", "wide-densenet-bc")
-recipe = get_recipe("densenet-bc")
 if PROFILE == "quick":
+    recipe = get_recipe("tiny-densenet-demo")
     workdir = tempfile.mkdtemp(prefix="ferlib_ch02_")
-    print(f"quick profile: {recipe.name} with budget {recipe.quick}, written under {workdir}")
+    print(f"quick profile: {recipe.name} ({recipe.row}), budget {recipe.quick}, written under {workdir}")
     result = run_recipe(recipe, dataset=ds, profile="quick", results_path=f"{workdir}/{recipe.name}.json",
                         run_dir=f"{workdir}/run", progress=False)
 else:
+    recipe = get_recipe("densenet-bc")
     for name in TABLE_II:
         path = RESULTS_DIR / f"{name}.json"
         if path.exists():
@@ -418,8 +431,9 @@ else:
 m = result["metrics"]
 print(f"data: {result['data']['tag']}; Training {result['data']['Training']:,} images, PublicTest "
       f"{result['data']['PublicTest']:,}, PrivateTest {result['data']['PrivateTest']:,}")
-print(f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s of training "
-      f"({result['train_images_per_s']:.0f} images/s on {result['provenance']['device_name']})")
+speed = result["train_images_per_s"]
+print(f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s of training"
+      + (f" ({speed:.0f} images/s" if speed else " (") + f" on {result['provenance']['device_name']})")
 print(f"selected epoch {result['selected_epoch']} ({result['selection']})")
 print(f"PublicTest accuracy {m['PublicTest']['accuracy']:.1%}, PrivateTest accuracy {m['PrivateTest']['accuracy']:.1%}"
       + ("   <- SYNTHETIC data" if result["synthetic"] else "")
@@ -458,7 +472,7 @@ for name in TABLE_II:
             row[f"paper +ens {split}"], row[f"ours +ens {split}"] = r.paper_results[f"ensemble_{split}"], "—"
         row["status"] = NOT_RUN.format(name=name)
     rows.append({"recipe": name, **row})
-table2 = pd.DataFrame(rows).set_index("recipe").fillna("")
+table2 = pd.DataFrame(rows, dtype=object).set_index("recipe").fillna("")
 table2
 
 # %% [markdown]

@@ -51,6 +51,7 @@ __all__ = [
     "grid_settings",
     "separation_stats",
     "checkpoint_features",
+    "torch_threads",
 ]
 
 
@@ -194,7 +195,7 @@ class ToyRun:
 
 
 @contextlib.contextmanager
-def _threads(n: int | None):
+def torch_threads(n: int | None):
     """Run with ``n`` torch threads, then restore (tiny nets run fastest on one)."""
     if n is None:
         yield
@@ -218,7 +219,7 @@ def train_toy(data: ToyData, lambda_: float, alpha: float, *, feature_dim: int =
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     start = time.perf_counter()
-    with _threads(threads):
+    with torch_threads(threads):
         torch.manual_seed(seed)
         k = len(data.class_names)
         net = EmbeddingNet(data.in_dim, feature_dim, hidden, k)

@@ -112,6 +112,9 @@ def grid_figure(grid, *, split: str = "train", max_points: int | None = 500, dpi
             ax = axes[r, c]
             scatter_features(ax, f, y, grid.class_names, run.centers, s=3, max_points=max_points)
             ax.set_title(f"λ={lam:g} α={a:g}: ratio {stats['ratio']:.2f}", fontsize=8)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8, markerscale=3,
+               frameon=False)
     where = "Training" if split == "train" else f"held-out ({grid.held_out})"
     fig.suptitle(_title(f"2-D deep features ({where}) and centers for every (λ, α)", grid.tag), fontsize=10)
     return fig
@@ -254,7 +257,8 @@ def separation_table(features: Mapping[str, tuple]):
     return pd.DataFrame(rows).set_index("features")
 
 
-NOT_RUN = "not yet run (needs a GPU: python -m ferlib train {name} --profile full)"
+NOT_RUN = "not yet run"
+HOW_TO_RUN = "needs a GPU: python -m ferlib train {name} --profile full"
 
 
 def _ours(results: dict, key: str):
@@ -282,8 +286,9 @@ def paper_vs_ours_table(names: Sequence[str], *, results_dir: str | Path | None 
     """Paper numbers beside ours for each recipe name (pandas DataFrame, one row per recipe).
 
     The paper's numbers come from ``RECIPES[name].paper_results``; ours from
-    ``results/<name>.json`` (a full-profile run) when it exists, else the cell says
-    how to produce it.  Names that are not registered recipes get a row that says so.
+    ``results/<name>.json`` (a full-profile run) when it exists -- its ``status`` names
+    the file, profile, device and git sha -- else ``"not yet run"`` and the command
+    that produces it.  A name that is not a registered recipe gets a row that says so.
     """
     import pandas as pd
 
@@ -296,7 +301,7 @@ def paper_vs_ours_table(names: Sequence[str], *, results_dir: str | Path | None 
     for name in names:
         recipe = recipes.get(name)
         if recipe is None:
-            rows.append({"recipe": name, "row": "(recipe not registered in this version of ferlib)"})
+            rows.append({"recipe": name, "row": "(not a registered recipe in this version of ferlib)"})
             continue
         row = {"recipe": name, "row": recipe.row}
         path = results_dir / f"{name}.json"
@@ -304,13 +309,16 @@ def paper_vs_ours_table(names: Sequence[str], *, results_dir: str | Path | None 
         for key, value in recipe.paper_results.items():
             row[f"paper {key}"] = value
             if results is None:
-                row[f"ours {key}"] = NOT_RUN.format(name=name)
+                row[f"ours {key}"] = NOT_RUN
             else:
                 ours = _ours(results, key)
                 row[f"ours {key}"] = ours if ours is not None else "not in results file"
-        if results is not None:
+        if results is None:
+            row["status"] = HOW_TO_RUN.format(name=name)
+        else:
             prov = results.get("provenance", {})
-            row.update({"profile": results.get("profile"), "synthetic": results.get("synthetic"),
-                        "device": prov.get("device_name"), "git": str(prov.get("git_sha", ""))[:8]})
+            row["status"] = (f"{path.name}: {results.get('profile')} profile, {prov.get('device_name')}, "
+                             f"git {str(prov.get('git_sha', ''))[:8]}"
+                             + (", SYNTHETIC data" if results.get("synthetic") else ""))
         rows.append(row)
     return pd.DataFrame(rows)

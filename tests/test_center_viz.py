@@ -1,0 +1,173 @@
+"""Chapter 03 library code: the 2-D/3-D embedding network, the (lambda, alpha) grid, its figures and sliders."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from ferlib.train import embedding_demo as toy
+from ferlib.viz import center_plots as cp
+
+
+@pytest.fixture(scope="module")
+def data():
+    # 20 synthetic faces per class pooled to 8x8: each run below takes a fraction of a second
+    return toy.toy_face_data(n_per_class=20, pool=6)
+
+
+@pytest.fixture(scope="module")
+def grid(data):
+    return toy.center_grid(data, lambdas=(0.0, 1.0), alphas=(0.1, 0.9), steps=80, batch_size=64)
+
+
+def test_toy_data_shapes_and_standardisation(data):
+    assert data.in_dim == 64 and data.image_size == 8
+    assert data.x_train.shape == (len(data.y_train), 64) and data.x_test.shape[1] == 64
+    assert data.held_out == "PublicTest" and "SYNTHETIC" in data.tag
+    torch.testing.assert_close(data.x_train.mean(0), torch.zeros(64), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError):
+        toy.toy_face_data(n_per_class=20, pool=5)
+
+
+def test_embedding_net_interface():
+    net = toy.EmbeddingNet(10, feature_dim=3, hidden=8, num_classes=7)
+    logits, f = net.forward_with_features(torch.randn(4, 10))
+    assert logits.shape == (4, 7) and f.shape == (4, 3) and net.feature_dim == 3
+    torch.testing.assert_close(net(torch.ones(2, 10)), net.forward_with_features(torch.ones(2, 10))[0])
+
+
+def test_grid_keys_shapes_and_determinism(data, grid):
+    assert set(grid.runs) == {(0.0, 0.1), (0.0, 0.9), (1.0, 0.1), (1.0, 0.9)} and len(grid) == 4
+    run = grid.run(1, 0.9)
+    assert run.train_features.shape == (len(data.y_train), 2) and run.test_features.shape == (len(data.y_test), 2)
+    assert run.centers.shape == (7, 2) and len(run.history["step"]) == 8
+    assert set(run.summary()) >= {"lambda", "alpha", "intra-class spread", "inter-class distance", "ratio"}
+    assert len(grid.table()) == 4
+    with pytest.raises(KeyError, match="no run"):
+        grid.run(0.5, 0.1)
+    # with lambda = 0 the centers never touch the network: alpha changes the centers only
+    a, b = grid.run(0, 0.1), grid.run(0, 0.9)
+    np.testing.assert_array_equal(a.train_features, b.train_features)
+    assert not np.allclose(a.centers, b.centers)
+    # same seed, same run
+    again = toy.train_toy(data, 1.0, 0.9, steps=80, batch_size=64)
+    np.testing.assert_array_equal(again.train_features, run.train_features)
+
+
+def test_center_loss_shrinks_the_spread(grid):
+    for alpha in grid.alphas:
+        plain, center = grid.run(0, alpha), grid.run(1, alpha)
+        assert center.train_stats["intra_class_spread"] < 0.5 * plain.train_stats["intra_class_spread"]
+        assert center.center_lag < plain.center_lag
+
+
+def test_separation_stats_ratio_is_scale_free():
+    rng = np.random.default_rng(0)
+    f, y = rng.normal(size=(60, 4)), np.arange(60) % 3
+    f[y == 1] += 3
+    s1, s2 = toy.separation_stats(f, y), toy.separation_stats(0.5 * f, y)
+    assert s2["intra_class_spread"] == pytest.approx(s1["intra_class_spread"] / 4)
+    assert s2["ratio"] == pytest.approx(s1["ratio"])
+
+
+def test_grid_settings_profiles():
+    quick, full = toy.grid_settings("quick"), toy.grid_settings("full")
+    assert 0.0 in quick["lambdas"] and len(quick["lambdas"]) * len(quick["alphas"]) <= 12
+    assert len(full["lambdas"]) > len(quick["lambdas"]) and full["steps"] > quick["steps"]
+
+
+def test_torch_threads_restores():
+    before = torch.get_num_threads()
+    with toy.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_figures_build(grid):
+    run = grid.run(1, 0.1)
+    fig = cp.feature_figure(run, grid.class_names, tag=grid.tag)
+    assert isinstance(fig, Figure) and "SYNTHETIC" in fig._suptitle.get_text()
+    assert isinstance(cp.feature_figure(run, grid.class_names, split="test"), Figure)
+    fig = cp.grid_figure(grid)
+    assert isinstance(fig, Figure) and len(fig.axes) == 4
+    pts = {"a": (np.random.default_rng(0).normal(size=(20, 2)), np.arange(20) % 7)}
+    assert isinstance(cp.embedding_panels({**pts, "b": pts["a"], "c": pts["a"]}, grid.class_names), Figure)
+    with pytest.raises(ValueError):
+        cp.scatter_features(Figure().subplots(), np.zeros((3, 3)), np.zeros(3, int), grid.class_names)
+
+
+def _by_class(features, labels):
+    """Features in the order the scatter draws them: class by class."""
+    return features[np.argsort(labels, kind="stable")]
+
+
+def _offsets(fig):
+    return np.concatenate([c.get_offsets() for c in fig.axes[0].collections])
+
+
+def test_sliders_redraw_from_the_grid(grid):
+    ex = cp.CenterGridExplorer(grid, lambda_=0.0, alpha=0.1)
+    assert ex.draws == 1 and ex.run is grid.run(0, 0.1)  # interactive draws the initial state
+    first = _offsets(ex.figure)
+    ex.set(lambda_=1.0)  # as if the user moved the lambda slider
+    assert ex.draws == 2 and ex.run is grid.run(1, 0.1)
+    second = _offsets(ex.figure)
+    assert first.shape != second.shape or not np.allclose(first, second)
+    run = grid.run(1, 0.1)
+    np.testing.assert_allclose(second[: len(run.train_labels)], _by_class(run.train_features, run.train_labels))
+    ex.set(split="test")
+    assert ex.draws == 3
+    np.testing.assert_allclose(_offsets(ex.figure)[: len(run.test_labels)], _by_class(run.test_features, run.test_labels))
+    ex.lambda_slider.value = 0.0
+    ex.alpha_slider.value = 0.9
+    assert ex.run is grid.run(0, 0.9) and ex.draws == 5
+
+
+def test_scatter3d(data):
+    runs = {"plain": toy.train_toy(data, 0.0, 0.5, feature_dim=3, steps=20),
+            "center": toy.train_toy(data, 1.0, 0.5, feature_dim=3, steps=20)}
+    fig = cp.scatter3d(runs, data.class_names, max_points=50, tag=data.tag)
+    assert len(fig.data) == 2 * (7 + 1)
+    n_points = sum(len(t.x) for t in fig.data if t.name != "centers")
+    assert n_points <= 50
+    with pytest.raises(ValueError, match="expected 3"):
+        cp.scatter3d({"2d": toy.train_toy(data, 0.0, 0.5, steps=5)}, data.class_names)
+
+
+def test_separation_table():
+    rng = np.random.default_rng(1)
+    t = cp.separation_table({"x": (rng.normal(size=(30, 5)), np.arange(30) % 3)})
+    assert list(t.columns) == ["dim", "intra-class spread", "inter-class distance", "ratio"] and t.loc["x", "dim"] == 5
+
+
+def test_paper_vs_ours_table(tmp_path):
+    from ferlib.train.recipes import RECIPES
+
+    name = "densenet-bc"
+    recipe = RECIPES[name]
+    results = {"metrics": {"PublicTest": {"accuracy": 0.6512}, "PrivateTest": {"accuracy": 0.66, "macro_f1": 0.6}},
+               "ensemble_last5": {"PublicTest": 0.655, "PrivateTest": 0.667}, "profile": "full", "synthetic": False,
+               "provenance": {"device_name": "GPU", "git_sha": "0123456789ab"}}
+    (tmp_path / f"{name}.json").write_text(json.dumps(results))
+    t = cp.paper_vs_ours_table([name, "wide-densenet", "no-such-recipe"], results_dir=tmp_path)
+    row = t.set_index("recipe").loc[name]
+    assert row["paper PublicTest"] == recipe.paper_results["PublicTest"]  # from the recipe, never typed in
+    assert row["ours PublicTest"] == 65.1 and row["ours ensemble_PrivateTest"] == 66.7
+    assert "GPU" in row["status"]
+    other = t.set_index("recipe").loc["wide-densenet"]
+    assert other["ours PublicTest"] == cp.NOT_RUN and "--profile full" in other["status"]
+    assert "not a registered recipe" in t.set_index("recipe").loc["no-such-recipe", "row"]
+    assert cp._ours(results, "f1") == 60.0 and cp._ours(results, "accuracy") == 66.0
+
+
+def test_checkpoint_features():
+    from ferlib.data.normalize import fit_normalizer
+    from ferlib.models.registry import build_model
+    from ferlib.train.checkpoint import LoadedModel
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(5, 48, 48), dtype=np.uint8)
+    model = build_model("tiny-densenet")
+    loaded = LoadedModel(model, fit_normalizer("pixel", pixels), 42, 1, [str(i) for i in range(7)], {})
+    logits, feats = toy.checkpoint_features(loaded, pixels, batch_size=2)
+    assert logits.shape == (5, 7) and feats.shape == (5, model.feature_dim)
