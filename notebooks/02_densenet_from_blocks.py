@@ -419,6 +419,8 @@ if PROFILE == "quick":
                         run_dir=f"{workdir}/run", progress=False)
 else:
     recipe = get_recipe("densenet-bc")
+    if not torch.cuda.is_available():
+        print("full profile without a GPU: each recipe will take a very long time on this CPU")
     for name in TABLE_II:
         path = RESULTS_DIR / f"{name}.json"
         if path.exists():

@@ -62,7 +62,10 @@ from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from ferlib.data.batches import DeviceBatchSource
+from ferlib.data.dataset import stratified_subset
 from ferlib.data.discovery import load_fer2013
+from ferlib.evaluate.metrics import predict
 from ferlib.losses.center import (
     CenterLoss,
     SoftmaxCenterLoss,
@@ -77,8 +80,10 @@ from ferlib.losses.center import (
 from ferlib.numerics import check_gradient
 from ferlib.profiles import get_profile
 from ferlib.train import embedding_demo as toy
-from ferlib.train.recipes import RECIPES
+from ferlib.train.checkpoint import load_model
+from ferlib.train.recipes import RECIPES, Budget, smoke_recipe
 from ferlib.train.results import REPO
+from ferlib.train.trainer import Trainer, prepare_data
 from ferlib.viz import center_plots as cplots
 
 T0 = time.perf_counter()
@@ -443,25 +448,31 @@ grid.table()
 # features, centers as crosses):
 
 # %%
-grid_fig = cplots.grid_figure(grid)
+# (the full profile's grid is large: show every other lambda and alpha here, all of them with the sliders)
+grid_fig = cplots.grid_figure(grid, lambdas=grid.lambdas if QUICK else grid.lambdas[::2],
+                              alphas=grid.alphas if QUICK else grid.alphas[::2])
 grid_fig
 
 # %%
 tab = grid.table()
 base = tab[tab["lambda"] == 0].iloc[0]
 best = tab.loc[tab["ratio"].idxmin()]
+pulled = tab[tab["lambda"] > 0]
+lag_lo = pulled[pulled["alpha"] == pulled["alpha"].min()]["center lag"].mean()
+lag_hi = pulled[pulled["alpha"] == pulled["alpha"].max()]["center lag"].mean()
 display(Markdown(
-    f"With softmax alone (λ = 0) the classes lie along rays from the origin and the spread is "
-    f"{base['intra-class spread']:.3g} (ratio {base['ratio']:.3f}): the softmax only needs directions. "
-    f"Center loss pulls each class into a blob; the lowest ratio here is {best['ratio']:.3f}, at "
-    f"λ = {best['lambda']:g}, α = {best['alpha']:g}. Larger λ also shrinks the whole cloud (the inter-class "
-    f"distance falls from {base['inter-class distance']:.3g} to "
+    f"With softmax alone (λ = 0) the classes are stretched out from the origin and the spread is "
+    f"{base['intra-class spread']:.3g} (ratio {base['ratio']:.3f}): the softmax needs the right *directions*, "
+    f"not compact classes. Center loss pulls each class into a blob; the lowest ratio here is "
+    f"{best['ratio']:.3f}, at λ = {best['lambda']:g}, α = {best['alpha']:g}. Larger λ also shrinks the whole "
+    f"cloud (the inter-class distance falls from {base['inter-class distance']:.3g} to "
     f"{tab[tab['lambda'] == tab['lambda'].max()]['inter-class distance'].mean():.3g} at the largest λ), "
-    f"which is why the ratio, not the spread alone, is the number to watch. α matters much less than λ: "
-    f"it sets how fast the centers follow the features, and a large α follows the *batch* mean, noise "
-    f"included — compare the center lags. On held-out faces ({grid.held_out}, the toggle below) the "
-    f"clusters are much looser: a 2-unit layer trained on {len(toy_data.y_train)} faces overfits, and "
-    f"center loss does not cure that."))
+    f"which is why the ratio, not the spread alone, is the number to watch. α matters much less than λ: it "
+    f"sets how fast the centers follow the features. A small α averages over many batches, a large one "
+    f"follows each batch's mean, noise included: with λ > 0 the mean center lag is {lag_lo:.3g} at "
+    f"α = {pulled['alpha'].min():g} and {lag_hi:.3g} at α = {pulled['alpha'].max():g}. On held-out faces "
+    f"({grid.held_out}, the toggle below) the clusters are much looser: a 2-unit layer trained on "
+    f"{len(toy_data.y_train)} faces overfits, and center loss does not cure that."))
 
 # %% [markdown]
 # ### Sliders
@@ -482,8 +493,8 @@ explorer
 # to rotate (plotly; a few hundred points per panel).
 
 # %%
-runs3d = {f"softmax only (λ = 0)": toy.train_toy(toy_data, 0.0, 0.5, feature_dim=3, steps=settings["steps"]),
-          f"softmax + center loss (λ = 0.1)": toy.train_toy(toy_data, 0.1, 0.5, feature_dim=3, steps=settings["steps"])}
+runs3d = {"softmax only (λ = 0)": toy.train_toy(toy_data, 0.0, 0.5, feature_dim=3, steps=settings["steps"]),
+          "softmax + center loss (λ = 0.1)": toy.train_toy(toy_data, 0.1, 0.5, feature_dim=3, steps=settings["steps"])}
 print(cplots.separation_table({k: r.features("train") for k, r in runs3d.items()}).round(3).to_string())
 cplots.scatter3d(runs3d, toy_data.class_names, max_points=800, tag=toy_data.tag).show()
 
@@ -529,20 +540,12 @@ if not QUICK:
     print("full-run checkpoints:", pair or "none found; training the quick pair instead")
 
 # %%
-from ferlib.data.batches import DeviceBatchSource  # noqa: E402
-from ferlib.data.dataset import stratified_subset  # noqa: E402
-from ferlib.evaluate.metrics import predict  # noqa: E402
-from ferlib.train.recipes import Budget, smoke_recipe  # noqa: E402
-from ferlib.train.trainer import Trainer, prepare_data  # noqa: E402
-
 deep = {}  # name -> {"Training": (features, labels), "PrivateTest": (features, labels), "accuracy": ...}
 if pair is not None:
-    from ferlib.train.checkpoint import load_model
-
     train_sub = stratified_subset(ds.split("Training"), 300, seed=0)
     test_split = ds.split("PrivateTest")
     for name, label in zip(pair, ("softmax only", "softmax + center loss")):
-        loaded = load_model(full_checkpoint(name))
+        loaded = load_model(full_checkpoint(name), device="cuda" if torch.cuda.is_available() else "cpu")
         tr_logits, tr_f = toy.checkpoint_features(loaded, train_sub.pixels)
         te_logits, te_f = toy.checkpoint_features(loaded, test_split.pixels)
         deep[f"{label} ({name})"] = {"Training": (tr_f, train_sub.labels), "PrivateTest": (te_f, test_split.labels),

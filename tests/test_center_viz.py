@@ -91,6 +91,7 @@ def test_figures_build(grid):
     assert isinstance(cp.feature_figure(run, grid.class_names, split="test"), Figure)
     fig = cp.grid_figure(grid)
     assert isinstance(fig, Figure) and len(fig.axes) == 4
+    assert len(cp.grid_figure(grid, alphas=[0.9], split="test").axes) == 2
     pts = {"a": (np.random.default_rng(0).normal(size=(20, 2)), np.arange(20) % 7)}
     assert isinstance(cp.embedding_panels({**pts, "b": pts["a"], "c": pts["a"]}, grid.class_names), Figure)
     with pytest.raises(ValueError):

@@ -1,4 +1,7 @@
-"""Graders of lab 02 (DenseNet from blocks): bottleneck layer, transition, dense block.
+"""Graders of lab 02 (DenseNet from blocks): bottleneck layer, transition, dense block, and
+Table I's DenseNet-BC assembled from the student's block and transition.
+
+    from ferlib.checks.densenet import check_bottleneck, check_transition, check_dense_block, check_densenet_bc
 
 Each grader builds the student's module and ferlib's reference
 (:mod:`ferlib.models.densenet`) for several settings and checks, in this order:
@@ -353,7 +356,8 @@ def check_densenet_bc(block_cls: Callable, transition_cls: Callable) -> None:
     want = layer_table(ref, (1, PAPER_INPUT_SIZE, PAPER_INPUT_SIZE), as_frame=False)
     for got_row, want_row in zip(table, want):
         if got_row["output_shape"] != want_row["output_shape"]:
-            _fail(name, f"{got_row['layer']} outputs {got_row['output_shape']}, Table I wants {want_row['output_shape']}",
+            _fail(name, f"{got_row['layer']} outputs {got_row['output_shape']}, "
+                        f"Table I wants {want_row['output_shape']}",
                   "run check_dense_block and check_transition first; both must pass")
     _check_params(name, ref, mine, "run check_bottleneck, check_dense_block and check_transition first")
     worst = _values(name, ref, mine, x, "run check_bottleneck, check_dense_block and check_transition first",

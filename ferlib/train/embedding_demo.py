@@ -296,8 +296,8 @@ def grid_settings(profile: str | None = None) -> dict:
 
     if get_profile(profile) == "quick":
         return {"lambdas": (0.0, 0.01, 0.1, 1.0), "alphas": (0.1, 0.5, 0.9), "steps": 300, "n_per_class": 150}
-    return {"lambdas": (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
-            "alphas": (0.01, 0.1, 0.3, 0.5, 0.9, 1.5, 1.9), "steps": 2000, "n_per_class": 400}
+    return {"lambdas": (0.0, 0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+            "alphas": (0.1, 0.5, 0.9, 1.5, 1.9), "steps": 1500, "n_per_class": 400}
 
 
 def center_grid(data: ToyData, lambdas=(0.0, 0.01, 0.1, 1.0), alphas=(0.1, 0.5, 0.9), *,

@@ -98,14 +98,18 @@ def feature_figure(run, class_names: Sequence[str], *, split: str = "train", tag
     return fig
 
 
-def grid_figure(grid, *, split: str = "train", max_points: int | None = 500, dpi: int = DPI,
+def grid_figure(grid, *, split: str = "train", lambdas: Sequence[float] | None = None,
+                alphas: Sequence[float] | None = None, max_points: int | None = 500, dpi: int = DPI,
                 cell: float = 2.3) -> Figure:
-    """Small multiples of a grid: rows are lambdas, columns alphas; each panel says its ratio."""
-    nr, nc = len(grid.lambdas), len(grid.alphas)
+    """Small multiples of a grid: rows are lambdas, columns alphas (all of the grid's, or
+    the subsets given); each panel says its ratio."""
+    lambdas = grid.lambdas if lambdas is None else tuple(lambdas)
+    alphas = grid.alphas if alphas is None else tuple(alphas)
+    nr, nc = len(lambdas), len(alphas)
     fig = Figure(figsize=(cell * nc + 0.6, cell * nr + 0.8), dpi=dpi, layout="constrained")
     axes = np.atleast_2d(fig.subplots(nr, nc, squeeze=False))
-    for r, lam in enumerate(grid.lambdas):
-        for c, a in enumerate(grid.alphas):
+    for r, lam in enumerate(lambdas):
+        for c, a in enumerate(alphas):
             run = grid.run(lam, a)
             f, y = run.features(split)
             stats = run.train_stats if split == "train" else run.test_stats

@@ -6,13 +6,23 @@ dataset's ``.tag``) becomes part of the title so a figure made on synthetic face
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from .data_plots import DPI, _title
 
 __all__ = ["complexity_vs_growth", "training_history"]
+
+
+def _minor_label(value: float, _pos=None) -> str:
+    """Label the 2× and 5× minor ticks of a log axis (plain numbers), leave the others blank."""
+    if value <= 0:
+        return ""
+    lead = value / 10 ** math.floor(math.log10(value))
+    return f"{value:g}" if round(lead) in (2, 5) and abs(lead - round(lead)) < 1e-6 else ""
 
 
 def complexity_vs_growth(rows: Sequence[Mapping], *, highlight: Sequence[tuple[str, int]] = (),
@@ -45,6 +55,9 @@ def complexity_vs_growth(rows: Sequence[Mapping], *, highlight: Sequence[tuple[s
                     if ys:
                         ax.plot([kk], ys, marker="o", ms=11, mfc="none", mec=line.get_color(), mew=1.6)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_xlabel("growth rate k")
         ax.set_ylabel(label)
         ax.set_xticks(sorted({r["k"] for r in rows}))
