@@ -171,8 +171,9 @@ for reduction in ("sum", "mean"):
 
 # %%
 xd, cd = x.detach(), c.detach()
-check_gradient(lambda z: center_loss(z, y, cd, "sum"), xd, xd - cd[y], name="dL_C/dx = x - c_y  (sum)")
-check_gradient(lambda z: center_loss(z, y, cd, "mean"), xd, (xd - cd[y]) / len(y), name="dL_C/dx = (x - c_y)/m (mean)")
+_ = check_gradient(lambda z: center_loss(z, y, cd, "sum"), xd, xd - cd[y], name="dL_C/dx = x - c_y  (sum)")
+_ = check_gradient(lambda z: center_loss(z, y, cd, "mean"), xd, (xd - cd[y]) / len(y),
+                   name="dL_C/dx = (x - c_y)/m (mean)")
 
 # %% [markdown]
 # And what a wrong gradient looks like: forget that the ½ cancels the 2, and the check
@@ -180,7 +181,8 @@ check_gradient(lambda z: center_loss(z, y, cd, "mean"), xd, (xd - cd[y]) / len(y
 
 # %%
 try:
-    check_gradient(lambda z: center_loss(z, y, cd, "sum"), xd, 2 * (xd - cd[y]), name="wrong: 2 (x - c_y)")
+    check_gradient(lambda z: center_loss(z, y, cd, "sum"), xd, 2 * (xd - cd[y]), name="wrong: 2 (x - c_y)",
+                   verbose=False)
 except AssertionError as err:
     print(err)
 
@@ -284,9 +286,10 @@ first, last = shrink.iloc[0], shrink.iloc[-1]
 display(Markdown(
     f"The intra-class spread fell from {first['intra-class spread']:.3g} to {last['intra-class spread']:.2g}. "
     f"But the inter-class distance fell too, from {first['inter-class distance']:.3g} to "
-    f"{last['inter-class distance']:.3g}: features and centers meet halfway, and the centers started at the "
-    "origin. Nothing in $L_C$ keeps classes apart — pushed far enough it collapses every feature onto one "
-    "point. That is why center loss is never used alone."))
+    f"{last['inter-class distance']:.3g}: features and centers meet part way, and the centers started at the "
+    "origin. Nothing in $L_C$ keeps the classes apart: its minimum, 0, is reached just as well with every "
+    "feature and every center at one point — and a network, which can shrink all its features at once, is "
+    "pulled there (§9, 'λ too large'). That is why center loss is never used alone."))
 
 # %% [markdown]
 # ## 4. The joint loss (Eq. 5), and how λ, α and the learning rate relate
@@ -318,8 +321,8 @@ print("centers are a buffer:", any(n.endswith("centers") for n, _ in crit.named_
       any(n.endswith("centers") for n, _ in crit.named_parameters()), "| gradient after backward:", crit.centers.grad)
 before = crit.centers.clone()
 crit.after_step(fb.detach(), yb)
-print("centers before the rule:", before.numpy().round(3).tolist())
-print("centers after the rule :", crit.centers.numpy().round(3).tolist())
+print("centers before the rule:", before.double().numpy().round(3).tolist())
+print("centers after the rule :", crit.centers.double().numpy().round(3).tolist())
 
 # %% [markdown]
 # ### The other variant: centers as parameters
@@ -560,11 +563,12 @@ else:
                                               criterion="center", criterion_kwargs={"lambda_": 0.1, "alpha": 0.5},
                                               **common),
     }
-    workdir = Path(tempfile.mkdtemp(prefix="ferlib_ch03_"))
-    with toy.torch_threads(1):  # tiny convolutions run fastest on one thread, and CI machines are shared
+    # checkpoints go to a temporary folder, deleted at the end of the cell
+    with tempfile.TemporaryDirectory(prefix="ferlib_ch03_") as workdir, toy.torch_threads(1):
+        # (tiny convolutions run fastest on one thread, and CI machines are shared)
         for label, recipe in quick_pair.items():
             data = prepare_data(recipe, ds, "quick", seed=0)
-            trainer = Trainer(recipe, data, profile="quick", seed=0, device="cpu", run_dir=workdir / recipe.name,
+            trainer = Trainer(recipe, data, profile="quick", seed=0, device="cpu", run_dir=Path(workdir) / recipe.name,
                               progress=False)
             state = trainer.fit(resume=False)
             print(f"{label:22s} train loss by epoch", [round(h["train_loss"], 3) for h in state.history],
