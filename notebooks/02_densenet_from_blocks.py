@@ -456,26 +456,7 @@ model_plots.training_history(
 # paper's numbers and the command that produces ours.
 
 # %%
-NOT_RUN = "not yet run (needs a GPU: python -m ferlib train {name} --profile full)"
-present = [RESULTS_DIR / f"{n}.json" for n in TABLE_II if (RESULTS_DIR / f"{n}.json").exists()]
-measured = paper_vs_ours(present).set_index("recipe") if present else pd.DataFrame()
-rows = []
-for name in TABLE_II:
-    r = RECIPES[name]
-    if name in measured.index:
-        row = measured.loc[name].to_dict()
-        row["status"] = f"measured: results/{name}.json" + (" — SYNTHETIC data, not comparable"
-                                                            if row["synthetic"] else "")
-    else:
-        row = {"row": r.row, "profile": "—"}
-        for split in ("PublicTest", "PrivateTest"):
-            row[f"paper {split}"], row[f"ours {split}"] = r.paper_results[split], "—"
-        for split in ("PublicTest", "PrivateTest"):
-            row[f"paper +ens {split}"], row[f"ours +ens {split}"] = r.paper_results[f"ensemble_{split}"], "—"
-        row["status"] = NOT_RUN.format(name=name)
-    rows.append({"recipe": name, **row})
-table2 = pd.DataFrame(rows, dtype=object).set_index("recipe").fillna("")
-table2
+paper_vs_ours(TABLE_II, results_dir=RESULTS_DIR)
 
 # %% [markdown]
 # "+ens" is the paper's ensemble of the checkpoints of the last five epochs (§IV-C;

@@ -82,7 +82,7 @@ from ferlib.profiles import get_profile
 from ferlib.train import embedding_demo as toy
 from ferlib.train.checkpoint import load_model
 from ferlib.train.recipes import RECIPES, Budget, smoke_recipe
-from ferlib.train.results import REPO
+from ferlib.train.results import REPO, paper_vs_ours
 from ferlib.train.trainer import Trainer, prepare_data
 from ferlib.viz import center_plots as cplots
 
@@ -631,7 +631,7 @@ display(Markdown(
 
 # %%
 TABLE_II = [n for base in ("densenet", "densenet-bc", "wide-densenet", "wide-densenet-bc") for n in (base, f"{base}-center")]
-cplots.paper_vs_ours_table(TABLE_II)
+paper_vs_ours(TABLE_II)
 
 # %% [markdown]
 # **cl-resnet50, Table 3** (FER2013 row): ResNet-50 with softmax alone vs CL-ResNet50.
@@ -640,7 +640,7 @@ cplots.paper_vs_ours_table(TABLE_II)
 # our macro F1; the paper does not say how it averaged).
 
 # %%
-cplots.paper_vs_ours_table(["resnet50", "cl-resnet50"])
+paper_vs_ours(["resnet50", "cl-resnet50"])
 
 # %% [markdown]
 # ## 8. Questions

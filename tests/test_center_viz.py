@@ -143,7 +143,9 @@ def test_separation_table():
 
 
 def test_paper_vs_ours_table(tmp_path):
+    from ferlib.train import results as results_mod
     from ferlib.train.recipes import RECIPES
+    from ferlib.train.results import paper_vs_ours
 
     name = "densenet-bc"
     recipe = RECIPES[name]
@@ -151,15 +153,15 @@ def test_paper_vs_ours_table(tmp_path):
                "ensemble_last5": {"PublicTest": 0.655, "PrivateTest": 0.667}, "profile": "full", "synthetic": False,
                "provenance": {"device_name": "GPU", "git_sha": "0123456789ab"}}
     (tmp_path / f"{name}.json").write_text(json.dumps(results))
-    t = cp.paper_vs_ours_table([name, "wide-densenet", "no-such-recipe"], results_dir=tmp_path)
+    t = paper_vs_ours([name, "wide-densenet", "no-such-recipe"], results_dir=tmp_path)
     row = t.set_index("recipe").loc[name]
     assert row["paper PublicTest"] == recipe.paper_results["PublicTest"]  # from the recipe, never typed in
     assert row["ours PublicTest"] == 65.1 and row["ours ensemble_PrivateTest"] == 66.7
     assert "GPU" in row["status"]
     other = t.set_index("recipe").loc["wide-densenet"]
-    assert other["ours PublicTest"] == cp.NOT_RUN and "--profile full" in other["status"]
+    assert other["ours PublicTest"] == results_mod.NOT_RUN and "--profile full" in other["status"]
     assert "not a registered recipe" in t.set_index("recipe").loc["no-such-recipe", "row"]
-    assert cp._ours(results, "f1") == 60.0 and cp._ours(results, "accuracy") == 66.0
+    assert results_mod._ours(results, "f1") == 60.0 and results_mod._ours(results, "accuracy") == 66.0
 
 
 def test_checkpoint_features():

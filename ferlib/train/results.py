@@ -123,29 +123,66 @@ def load_results(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def paper_vs_ours(paths, *, metric_rows=(("PublicTest", "PublicTest"), ("PrivateTest", "PrivateTest")),
-                  ensemble: bool = True):
-    """A table (pandas DataFrame) of paper numbers beside ours, one row per results file.
+NOT_RUN = "not yet run"
+HOW_TO_RUN = "needs a GPU: python -m ferlib train {name} --profile full"
 
-    Columns: row, ``paper <split>``, ``ours <split>`` (accuracy in %), and the same for the
-    last-five checkpoint ensemble; plus profile, device, git sha and whether the data was synthetic.
+
+def _ours(results: dict, key: str):
+    """Our number (in %) for a ``paper_results`` key, or ``None`` when the results file lacks it.
+
+    ``PublicTest`` / ``PrivateTest``: accuracy on that split; ``ensemble_<split>``: the
+    last-five checkpoint ensemble; ``accuracy`` / ``f1`` (cl-resnet50 Table 3, whose
+    evaluation split is neither of ours): PrivateTest accuracy / macro F1.
+    """
+    metrics = results.get("metrics", {})
+    if key in metrics:
+        return round(100 * metrics[key]["accuracy"], 1)
+    if key.startswith("ensemble_"):
+        v = results.get("ensemble_last5", {}).get(key[len("ensemble_"):])
+        return None if v is None else round(100 * v, 1)
+    test = metrics.get("PrivateTest", {})
+    field = {"accuracy": "accuracy", "f1": "macro_f1", "macro_f1": "macro_f1",
+             "weighted_f1": "weighted_f1"}.get(key)
+    if field in test:
+        return round(100 * test[field], 1)
+    return None
+
+
+def paper_vs_ours(names, *, results_dir: str | Path | None = None, recipes=None):
+    """Paper numbers beside ours for each recipe name (pandas DataFrame, one row per recipe).
+
+    The paper's numbers come from ``RECIPES[name].paper_results``; ours from
+    ``results/<name>.json`` (a full-profile run) when it exists -- its ``status`` names
+    the file, profile, device and git sha -- else ``"not yet run"`` and the command
+    that produces it.  A name that is not a registered recipe gets a row that says so.
     """
     import pandas as pd
 
+    if recipes is None:
+        from .recipes import RECIPES as recipes
+    results_dir = Path(results_dir) if results_dir is not None else REPO / "results"
     rows = []
-    for p in paths:
-        r = load_results(p)
-        paper = r.get("paper_results", {})
-        row = {"row": r["row"], "recipe": r["recipe"], "profile": r["profile"]}
-        for label, split in metric_rows:
-            row[f"paper {label}"] = paper.get(split)
-            row[f"ours {label}"] = round(100 * r["metrics"][split]["accuracy"], 1)
-        if ensemble:
-            for label, split in metric_rows:
-                row[f"paper +ens {label}"] = paper.get(f"ensemble_{split}")
-                row[f"ours +ens {label}"] = round(100 * r["ensemble_last5"][split], 1)
-        prov = r["provenance"]
-        row.update({"epochs": r["epochs_run"], "synthetic": r["synthetic"], "device": prov["device_name"],
-                    "git": prov["git_sha"][:8], "wall s": round(prov["wall_time_s"])})
+    for name in names:
+        recipe = recipes.get(name)
+        if recipe is None:
+            rows.append({"recipe": name, "row": "(not a registered recipe in this version of ferlib)"})
+            continue
+        row = {"recipe": name, "row": recipe.row}
+        path = results_dir / f"{name}.json"
+        results = load_results(path) if path.is_file() else None
+        for key, value in recipe.paper_results.items():
+            row[f"paper {key}"] = value
+            if results is None:
+                row[f"ours {key}"] = NOT_RUN
+            else:
+                ours = _ours(results, key)
+                row[f"ours {key}"] = ours if ours is not None else "not in results file"
+        if results is None:
+            row["status"] = HOW_TO_RUN.format(name=name)
+        else:
+            prov = results.get("provenance", {})
+            row["status"] = (f"{path.name}: {results.get('profile')} profile, {prov.get('device_name')}, "
+                             f"git {str(prov.get('git_sha', ''))[:8]}"
+                             + (", SYNTHETIC data" if results.get("synthetic") else ""))
         rows.append(row)
     return pd.DataFrame(rows)

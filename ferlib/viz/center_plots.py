@@ -9,7 +9,7 @@
 * :func:`scatter3d` -- a plotly 3-D scatter of 3-D deep features with their centers.
 * :func:`embedding_panels` -- t-SNE / PCA maps side by side (densenet Fig. 6,
   cl-resnet50 Fig. 1).
-* :func:`separation_table` and :func:`paper_vs_ours_table` -- the numbers.
+* :func:`separation_table` -- the numbers (paper-vs-ours tables: :func:`ferlib.train.results.paper_vs_ours`).
 
 Matplotlib figures are built without pyplot (nothing left in a global figure list);
 pass ``tag`` (a dataset's ``.tag``) and it goes into the title, so a figure made from
@@ -261,68 +261,3 @@ def separation_table(features: Mapping[str, tuple]):
     return pd.DataFrame(rows).set_index("features")
 
 
-NOT_RUN = "not yet run"
-HOW_TO_RUN = "needs a GPU: python -m ferlib train {name} --profile full"
-
-
-def _ours(results: dict, key: str):
-    """Our number (in %) for a ``paper_results`` key, or ``None`` when the results file lacks it.
-
-    ``PublicTest`` / ``PrivateTest``: accuracy on that split; ``ensemble_<split>``: the
-    last-five checkpoint ensemble; ``accuracy`` / ``f1`` (cl-resnet50 Table 3, whose
-    evaluation split is neither of ours): PrivateTest accuracy / macro F1.
-    """
-    metrics = results.get("metrics", {})
-    if key in metrics:
-        return round(100 * metrics[key]["accuracy"], 1)
-    if key.startswith("ensemble_"):
-        v = results.get("ensemble_last5", {}).get(key[len("ensemble_"):])
-        return None if v is None else round(100 * v, 1)
-    test = metrics.get("PrivateTest", {})
-    field = {"accuracy": "accuracy", "f1": "macro_f1", "macro_f1": "macro_f1",
-             "weighted_f1": "weighted_f1"}.get(key)
-    if field in test:
-        return round(100 * test[field], 1)
-    return None
-
-
-def paper_vs_ours_table(names: Sequence[str], *, results_dir: str | Path | None = None, recipes=None):
-    """Paper numbers beside ours for each recipe name (pandas DataFrame, one row per recipe).
-
-    The paper's numbers come from ``RECIPES[name].paper_results``; ours from
-    ``results/<name>.json`` (a full-profile run) when it exists -- its ``status`` names
-    the file, profile, device and git sha -- else ``"not yet run"`` and the command
-    that produces it.  A name that is not a registered recipe gets a row that says so.
-    """
-    import pandas as pd
-
-    from ..train.results import REPO, load_results
-
-    if recipes is None:
-        from ..train.recipes import RECIPES as recipes
-    results_dir = Path(results_dir) if results_dir is not None else REPO / "results"
-    rows = []
-    for name in names:
-        recipe = recipes.get(name)
-        if recipe is None:
-            rows.append({"recipe": name, "row": "(not a registered recipe in this version of ferlib)"})
-            continue
-        row = {"recipe": name, "row": recipe.row}
-        path = results_dir / f"{name}.json"
-        results = load_results(path) if path.is_file() else None
-        for key, value in recipe.paper_results.items():
-            row[f"paper {key}"] = value
-            if results is None:
-                row[f"ours {key}"] = NOT_RUN
-            else:
-                ours = _ours(results, key)
-                row[f"ours {key}"] = ours if ours is not None else "not in results file"
-        if results is None:
-            row["status"] = HOW_TO_RUN.format(name=name)
-        else:
-            prov = results.get("provenance", {})
-            row["status"] = (f"{path.name}: {results.get('profile')} profile, {prov.get('device_name')}, "
-                             f"git {str(prov.get('git_sha', ''))[:8]}"
-                             + (", SYNTHETIC data" if results.get("synthetic") else ""))
-        rows.append(row)
-    return pd.DataFrame(rows)
