@@ -14,6 +14,7 @@ from ferlib.data.errors import DataNotFoundError
 def empty_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FERLIB_DATA_DIR", raising=False)
+    monkeypatch.setattr("ferlib.data.discovery.KIT_ROOT", tmp_path / "no-kit")  # a checkout's data/ must not leak in
     return tmp_path
 
 
@@ -33,6 +34,19 @@ def test_env_then_dot_data(tiny_csv, empty_cwd, monkeypatch):
     (empty_cwd / "data" / "fer2013.csv").write_bytes(path.read_bytes())
     loc = locate_data()
     assert loc.chosen_by == "./data" and loc.fer2013.name == "fer2013.csv"
+
+
+def test_kit_data_folder_found_from_a_notebook_folder(tiny_csv, empty_cwd, monkeypatch):
+    """Notebooks run in notebooks/: the kit's data/ is still found."""
+    path, _ = tiny_csv
+    kit = empty_cwd / "kit"
+    (kit / "data").mkdir(parents=True)
+    (kit / "notebooks").mkdir()
+    (kit / "data" / "fer2013.csv").write_bytes(path.read_bytes())
+    monkeypatch.setattr("ferlib.data.discovery.KIT_ROOT", kit)
+    monkeypatch.chdir(kit / "notebooks")
+    loc = locate_data()
+    assert loc.chosen_by == "./data" and loc.fer2013 == kit / "data" / "fer2013.csv"
 
 
 def test_synthetic_fallback_is_announced(empty_cwd, capsys):

@@ -4,7 +4,9 @@ Order of precedence (the first that is given wins):
 
 1. an explicit ``data_dir`` argument (``--data-dir`` on the CLI): a folder, or a file;
 2. the environment variable ``FERLIB_DATA_DIR``;
-3. ``./data`` in the current folder, if it exists;
+3. a ``data`` folder, if it exists: ``./data`` in the current folder, else ``data/`` in
+   the kit's root folder (beside ``ferlib/`` in a checkout) -- notebooks run with
+   ``notebooks/`` as their current folder, and still find the kit's ``data/``;
 4. otherwise the embedded synthetic faces, with a visible notice.
 
 If 1 or 2 is given but holds no FER-2013, that is an error that lists what was looked
@@ -62,6 +64,17 @@ class DataLocation:
         return self.kind == "synthetic"
 
 
+KIT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def default_data_dir() -> Path | None:
+    """``./data`` if it is a folder, else the kit checkout's ``data/`` if that is; else None."""
+    for cand in (Path("data"), KIT_ROOT / "data"):
+        if cand.is_dir():
+            return cand
+    return None
+
+
 def _find_in(folder: Path) -> tuple[Path | None, str]:
     if folder.is_file():
         name = folder.name.lower()
@@ -95,8 +108,8 @@ def locate_data(data_dir: str | Path | None = None) -> DataLocation:
         folder, chosen_by = Path(data_dir).expanduser(), "argument"
     elif os.environ.get(DATA_ENV):
         folder, chosen_by = Path(os.environ[DATA_ENV]).expanduser(), DATA_ENV
-    elif Path("data").is_dir():
-        folder, chosen_by = Path("data"), "./data"
+    elif default_data_dir() is not None:
+        folder, chosen_by = default_data_dir(), "./data"
     else:
         return DataLocation(None, "synthetic", None, "default")
     if not folder.exists():
