@@ -138,3 +138,14 @@ def test_recipes_cover_table_ii_rows_without_center_loss():
         assert r.optimizer == "sgd" and r.nesterov and r.momentum == 0.9 and r.batch_size == 128 and r.lr == 0.1
         assert r.weight_decay == (1e-5 if name.startswith("wide") else 1e-4)
         assert r.input_size == 42 and r.augment == "densenet" and r.normalization == "pixel"
+
+
+def test_cli_densenet_bc_quick(tmp_path, monkeypatch):
+    """The issue's done-when command: the real DenseNet-BC recipe, quick profile, on this CPU."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "densenet-bc", "--profile", "quick", "--device", "cpu", "--quiet",
+                 "--out", str(tmp_path / "out")]) == 0
+    r = json.loads((tmp_path / "out" / "densenet-bc.json").read_text())
+    assert r["row"] == "Table II: DenseNet-BC" and r["config"]["model"] == "densenet-bc"
+    assert r["data"]["Training"] == 7 * 40 and len(r["history"]) == 2
+    assert r["paper_results"]["PrivateTest"] == 70.7  # the paper's number travels with the result
