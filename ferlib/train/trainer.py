@@ -312,10 +312,8 @@ class Trainer:
     # -- final evaluation -------------------------------------------------------------------
     def evaluate_selected(self) -> dict:
         """Metrics of the epoch selected on PublicTest, and of the last-five checkpoint ensemble."""
-        from .checkpoint import load_checkpoint_dict as _load
-
         names = self.data.class_names
-        best = _load(self.run_dir / "best.pt")
+        best = load_checkpoint_dict(self.run_dir / "best.pt")
         self.model.load_state_dict(best["model"])
         out = {"selected_epoch": best["epoch"], "metrics": {}}
         for split, source in (("PublicTest", self.val_source), ("PrivateTest", self.test_source)):
@@ -325,7 +323,7 @@ class Trainer:
         files = sorted(self.run_dir.glob("epoch_*.pt"))[-KEEP_LAST:]
         probs = {"PublicTest": 0, "PrivateTest": 0}
         for f in files:
-            self.model.load_state_dict(_load(f)["model"])
+            self.model.load_state_dict(load_checkpoint_dict(f)["model"])
             for split, source in (("PublicTest", self.val_source), ("PrivateTest", self.test_source)):
                 logits, labels = self._evaluate(source)
                 probs[split] = probs[split] + torch.softmax(logits, 1).numpy() / len(files)

@@ -17,7 +17,6 @@ the synthetic faces says so.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
