@@ -72,12 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--data-dir", help="folder or file with FER-2013 (default: $FERLIB_DATA_DIR, ./data, synthetic)")
     summary.add_argument("--json", action="store_true", help="print JSON")
     summary.set_defaults(func=_data_summary)
-    try:
-        from .train.cli import add_train_commands
-    except ImportError:  # the training package is optional until it exists
-        add_train_commands = None
-    if add_train_commands is not None:
-        add_train_commands(sub)
+    from .train.cli import add_train_commands
+
+    add_train_commands(sub)
     return parser
 
 

@@ -6,8 +6,6 @@ from .center import (
     SoftmaxCenterLoss,
     center_loss,
     center_update,
-    inter_class_distance,
-    intra_class_spread,
     rule_alpha_from_sgd,
     separate_lr_grad_scale,
     sgd_lr_from_rule_alpha,

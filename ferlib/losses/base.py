@@ -11,7 +11,7 @@ The trainer, once per training step::
     loss.backward(); optimizer.step()
     criterion.after_step(features.detach(), labels)
 
-calls ``criterion.on_epoch_start(epoch, optimizer)`` before each epoch, and builds its optimizer from the model's parameters plus
+calls ``criterion.on_lr_change(optimizer)`` at the start and whenever the schedule changes the learning rate, and builds its optimizer from the model's parameters plus
 ``criterion.extra_param_groups()`` (each group may carry its own ``lr``).
 """
 from __future__ import annotations
@@ -22,16 +22,15 @@ from torch.nn import functional as F
 
 
 class Criterion(nn.Module):
-    """Base class: softmax cross-entropy, Eq. (1) of the densenet paper."""
+    """The interface: ``forward(logits, features, labels)``, ``extra_param_groups``, ``after_step``,
+    ``on_lr_change`` and ``last_terms`` (detached loss terms for the history)."""
 
     def __init__(self):
         super().__init__()
         self.last_terms: dict[str, float] = {}
 
     def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss = F.cross_entropy(logits.float(), labels)
-        self.last_terms = {"ce": loss.detach()}
-        return loss
+        raise NotImplementedError
 
     def extra_param_groups(self) -> list[dict]:
         """Parameters the criterion owns, as optimizer param groups (may set their own lr)."""
@@ -41,8 +40,15 @@ class Criterion(nn.Module):
     def after_step(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Updates that are not gradient steps (none for plain cross-entropy)."""
 
-    def on_epoch_start(self, epoch: int, optimizer: torch.optim.Optimizer) -> None:
-        """Called before each epoch with the optimiser (e.g. to follow the current learning rate)."""
+    def on_lr_change(self, optimizer: torch.optim.Optimizer) -> None:
+        """Called when the optimiser's learning rate may have changed (e.g. to follow it)."""
 
 
-CrossEntropy = Criterion
+
+class CrossEntropy(Criterion):
+    """Softmax cross-entropy, Eq. (1) of the DenseNet-CL paper."""
+
+    def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits.float(), labels)
+        self.last_terms = {"ce": loss.detach()}
+        return loss

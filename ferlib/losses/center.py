@@ -90,7 +90,7 @@ the usual single-learning-rate reading of Eq. 5.  cl-resnet50 uses Adam 1e-3 for
 both terms, i.e. ``feature_grad_scale = 1``.
 
 ``SoftmaxCenterLoss(center_term_lr=1e-3)`` does that bookkeeping itself: the trainer
-calls :meth:`SoftmaxCenterLoss.on_epoch_start` before every epoch (and again when a
+calls :meth:`SoftmaxCenterLoss.on_lr_change` at the start and after every change of the learning rate (and again when a
 run resumes mid-epoch) with its optimiser, and the criterion sets
 ``feature_grad_scale = center_term_lr / optimizer.param_groups[0]["lr"]`` (group 0 is
 the network's).  With the plateau schedule (lr 0.1 -> 0.01 -> ... -> 1e-5) the scale
@@ -101,7 +101,7 @@ center loss".  Two caveats of the emulation: momentum mixes the center gradients
 the epochs before an lr change with the new scale for a few steps (two separate
 optimisers would not), and weight decay is applied once, at the softmax lr.  With
 Adam (or any adaptive optimiser) scaling a gradient term is not a separate learning
-rate; :meth:`on_epoch_start` warns.
+rate; :meth:`on_lr_change` warns.
 """
 from __future__ import annotations
 
@@ -123,8 +123,6 @@ __all__ = [
     "rule_alpha_from_sgd",
     "sgd_lr_from_rule_alpha",
     "separate_lr_grad_scale",
-    "intra_class_spread",
-    "inter_class_distance",
 ]
 
 _REDUCTIONS = ("sum", "mean")
@@ -312,13 +310,13 @@ class SoftmaxCenterLoss(Criterion):
         paper's separate 10^-3 center-loss lr and :func:`separate_lr_grad_scale`.
         A plain attribute: a recipe may change it between steps.
     center_term_lr : if set, the learning rate at which the ``lambda * L_C`` term trains
-        the network (densenet paper: constant 10^-3); :meth:`on_epoch_start` then sets
+        the network (densenet paper: constant 10^-3); :meth:`on_lr_change` then sets
         ``feature_grad_scale = center_term_lr / lr`` from the optimiser's current lr
         (param group 0).  Exact for SGD; excludes an explicit ``feature_grad_scale``.
 
     Trainer interface: ``forward(logits, features, labels)`` (features cast to
     float32), ``extra_param_groups()``, ``after_step(features, labels)`` (the rule),
-    ``on_epoch_start(epoch, optimizer)`` (``center_term_lr``), and
+    ``on_lr_change(optimizer)`` (``center_term_lr``), and
     ``last_terms = {"ce": L_S, "center": L_C}`` (detached; ``L_C`` unweighted).
     The centers are in ``state_dict()`` (a buffer for the rule, a parameter otherwise),
     so a checkpoint of the criterion restores them.
@@ -382,7 +380,7 @@ class SoftmaxCenterLoss(Criterion):
             return s + f", center_term_lr={self.center_term_lr}"
         return s + (f", feature_grad_scale={self.feature_grad_scale}" if self.feature_grad_scale != 1.0 else "")
 
-    def on_epoch_start(self, epoch: int, optimizer: torch.optim.Optimizer) -> None:
+    def on_lr_change(self, optimizer: torch.optim.Optimizer) -> None:
         """With ``center_term_lr``: ``feature_grad_scale = center_term_lr / lr`` of param group 0."""
         if self.center_term_lr is None:
             return
@@ -473,45 +471,3 @@ def separate_lr_grad_scale(base_lr: float, center_term_lr: float = 1e-3) -> floa
     if base_lr <= 0:
         raise ValueError(f"base_lr must be > 0, got {base_lr}")
     return float(center_term_lr / base_lr)
-
-
-def _as_features_labels(features: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    f = features.detach() if isinstance(features, torch.Tensor) else torch.as_tensor(np.asarray(features))
-    y = labels.detach() if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
-    f = f.to(torch.float64).cpu()
-    y = y.to(torch.long).cpu().reshape(-1)
-    if f.dim() != 2 or f.shape[0] != y.shape[0]:
-        raise ValueError(f"features must be (n, d) with one label each; got {tuple(f.shape)} and {tuple(y.shape)}")
-    return f, y
-
-
-def _class_means(f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Means of the classes present, and each sample's index into them."""
-    _, inv = torch.unique(y, return_inverse=True)
-    k = int(inv.max()) + 1 if inv.numel() else 0
-    counts = torch.bincount(inv, minlength=k).to(f.dtype)
-    means = torch.zeros(k, f.shape[1], dtype=f.dtype).index_add_(0, inv, f) / counts.unsqueeze(1)
-    return means, inv
-
-
-def intra_class_spread(features: Any, labels: Any) -> float:
-    """Mean squared Euclidean distance of each sample to its own class mean
-    (the quantity center loss shrinks).  numpy or torch inputs; returns a float."""
-    f, y = _as_features_labels(features, labels)
-    if f.shape[0] == 0:
-        return float("nan")
-    means, inv = _class_means(f, y)
-    return float((f - means[inv]).pow(2).sum(1).mean())
-
-
-def inter_class_distance(features: Any, labels: Any) -> float:
-    """Mean Euclidean distance between the means of every pair of classes present
-    (what the softmax keeps apart).  ``nan`` with fewer than two classes."""
-    f, y = _as_features_labels(features, labels)
-    means, _ = _class_means(f, y) if f.shape[0] else (f[:0], None)
-    k = means.shape[0]
-    if k < 2:
-        return float("nan")
-    d = torch.cdist(means, means)
-    iu = torch.triu_indices(k, k, offset=1)
-    return float(d[iu[0], iu[1]].mean())

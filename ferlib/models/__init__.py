@@ -14,4 +14,5 @@ from .densenet import (
     wide_densenet,
     wide_densenet_bc,
 )
+from .registry import MODELS, build_model, register_model
 from .summary import count_flops, count_macs, count_parameters, layer_table, variant_table

@@ -55,7 +55,6 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .registry import register_model
 
 __all__ = ["TorchvisionResNetFER", "ResNet50FER", "ResNet18FER", "fetch_imagenet_weights",
            "imagenet_cache_path", "DOWNLOAD_TIMEOUT_S"]
@@ -202,6 +201,4 @@ class ResNet18FER(TorchvisionResNetFER):
         super().__init__("resnet18", num_classes=num_classes, in_channels=in_channels, pretrained=pretrained)
 
 
-_FACTORIES: dict[str, Callable[..., nn.Module]] = {"resnet50": ResNet50FER, "resnet18": ResNet18FER}
-for _name, _factory in _FACTORIES.items():
-    register_model(_name, _factory)
+BACKBONES: dict[str, Callable[..., nn.Module]] = {"resnet50": ResNet50FER, "resnet18": ResNet18FER}

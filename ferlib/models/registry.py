@@ -1,7 +1,8 @@
 """Models by name, so recipes and checkpoints can say which model they hold.
 
 ``build_model(name, **kwargs)`` builds any registered model; a checkpoint stores the
-name and kwargs and rebuilds the same architecture on load.
+name and kwargs and rebuilds the same architecture on load.  The registry imports
+the model modules (top-down); no model module imports it.
 """
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Callable
 
 from torch import nn
 
+from .backbones import BACKBONES
 from .densenet import DENSENET_VARIANTS, DenseNet
-
-MODELS: dict[str, Callable[..., nn.Module]] = dict(DENSENET_VARIANTS)
+from .embedding_net import EmbeddingNet
 
 
 def _tiny_densenet(num_classes: int = 7, in_channels: int = 1, **kw) -> DenseNet:
@@ -20,17 +21,17 @@ def _tiny_densenet(num_classes: int = 7, in_channels: int = 1, **kw) -> DenseNet
                     num_classes=num_classes, in_channels=in_channels, **kw)
 
 
-MODELS["tiny-densenet"] = _tiny_densenet
+MODELS: dict[str, Callable[..., nn.Module]] = {**DENSENET_VARIANTS, "tiny-densenet": _tiny_densenet,
+                                               **BACKBONES, "embedding-net": EmbeddingNet}
 
 
 def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
+    if name in MODELS:
+        raise KeyError(f"model {name!r} is already registered")
     MODELS[name] = factory
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
     if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
     return MODELS[name](**kwargs)
-
-
-from . import backbones  # noqa: E402,F401  -- registers "resnet50" and "resnet18" (no download at import)

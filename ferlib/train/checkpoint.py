@@ -35,18 +35,23 @@ def save_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _cpu(state: dict) -> dict:
-    return {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in state.items()}
+def state_dict_cpu(module: nn.Module) -> dict:
+    """``module.state_dict()`` with every tensor on the CPU (so it loads anywhere)."""
+    return {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in module.state_dict().items()}
 
 
-def model_payload(model: nn.Module, *, model_name: str, model_kwargs: dict, normalizer: nn.Module,
-                  normalization: str, input_size: int, in_channels: int, class_names, **extra) -> dict:
-    """The model-only checkpoint dict (weights on the CPU)."""
+def describe_model(*, model_name: str, model_kwargs: dict, normalizer: nn.Module, normalization: str,
+                   eval_transform: dict, input_size: int, in_channels: int, class_names, **extra) -> dict:
+    """The model-only checkpoint fields besides the weights: what inference needs.
+
+    ``eval_transform`` is the training's :class:`~ferlib.data.transforms.BatchAugment`
+    as a dict; inference applies its ``eval_transform`` exactly as evaluation did.
+    """
     return {
         "format": FORMAT, "kind": "model",
         "model_name": model_name, "model_kwargs": dict(model_kwargs),
-        "model": _cpu(model.state_dict()),
-        "normalization": normalization, "normalizer": _cpu(normalizer.state_dict()),
+        "normalization": normalization, "normalizer": state_dict_cpu(normalizer),
+        "eval_transform": dict(eval_transform),
         "input_size": int(input_size), "in_channels": int(in_channels), "class_names": list(class_names),
         **extra,
     }
@@ -69,35 +74,53 @@ def load_checkpoint_dict(path: str | Path) -> dict:
 
 @dataclass
 class LoadedModel:
-    """A trained model with its normalisation, ready for inference on any device."""
+    """A trained model with its normalisation and evaluation transform, ready for inference."""
 
     model: nn.Module
     normalizer: nn.Module
+    augment: object  # the training's BatchAugment: its eval_transform is applied at inference
     input_size: int
     in_channels: int
     class_names: list
     meta: dict
 
-    @torch.no_grad()
-    def predict_proba(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities for uint8 (N, 48, 48) faces, as training evaluated them."""
-        from ..data.transforms import resize_batch, to_channels
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        out = []
-        for i in range(0, len(pixels), batch_size):
-            x = torch.as_tensor(np.asarray(pixels[i:i + batch_size]), device=device).float()
-            x = self.normalizer(x.unsqueeze(1) if x.ndim == 3 else x)
-            x = to_channels(resize_batch(x, self.input_size), self.in_channels)
-            out.append(torch.softmax(self.model(x).float(), 1).cpu())
-        return torch.cat(out).numpy()
+    def eval_source(self, pixels: np.ndarray, labels=None, batch_size: int = 256):
+        """The in-order batch source evaluation used, over uint8 (N, 48, 48) faces."""
+        from ..data.batches import DeviceBatchSource
+
+        labels = np.zeros(len(pixels), dtype=np.int64) if labels is None else labels
+        return DeviceBatchSource.for_eval(np.asarray(pixels), labels, batch_size=batch_size, augment=self.augment,
+                                          normalize=self.normalizer, device=self.device)
+
+    @torch.no_grad()
+    def predict_outputs(self, pixels: np.ndarray, batch_size: int = 256, precision: str | None = None):
+        """(logits, features) as CPU tensors -- the trainer's evaluation path (same transform, same code)."""
+        from ..evaluate.metrics import predict
+
+        precision = precision or self.meta.get("precision", "fp32")
+        dtype = torch.bfloat16 if precision == "bf16" else None
+        logits, _, feats = predict(self.model, self.eval_source(pixels, batch_size=batch_size),
+                                   autocast_dtype=dtype, return_features=True)
+        return logits, feats
+
+    def predict_proba(self, pixels: np.ndarray, batch_size: int = 256, precision: str | None = None) -> np.ndarray:
+        """Class probabilities for uint8 (N, 48, 48) faces, exactly as training evaluated them."""
+        return torch.softmax(self.predict_outputs(pixels, batch_size, precision)[0], 1).numpy()
+
+    def features(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Deep features (the layer before the classifier) of uint8 faces."""
+        return self.predict_outputs(pixels, batch_size)[1].numpy()
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the model and normaliser of a checkpoint (model-only or resume kind)."""
+    """Rebuild the model, normaliser and evaluation transform of a checkpoint (model-only or resume kind)."""
     from ..data.normalize import normalizer_from_state
-    from ..models.registry import build_model
+    from ..data.transforms import BatchAugment
+    from ..models import build_model
 
     ckpt = load_checkpoint_dict(path)
     model = build_model(ckpt["model_name"], **ckpt["model_kwargs"])
@@ -105,8 +128,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     normalizer = normalizer_from_state(ckpt["normalization"], ckpt["normalizer"])
     model.to(device).eval()
     normalizer.to(device)
-    meta = {k: v for k, v in ckpt.items() if k not in ("model", "normalizer", "optimizer", "scheduler", "criterion")}
-    return LoadedModel(model, normalizer, ckpt["input_size"], ckpt["in_channels"], ckpt["class_names"], meta)
+    aug = ckpt.get("eval_transform")
+    if aug is None:  # written before the transform was stored: plain resize to the input size
+        aug = {"out_size": ckpt["input_size"], "channels": ckpt["in_channels"]}
+    augment = BatchAugment(**{k: (tuple(v) if k == "scale" else v) for k, v in aug.items()})
+    meta = {k: v for k, v in ckpt.items() if k not in ("model", "normalizer", "optimizer", "schedule", "criterion")}
+    return LoadedModel(model, normalizer, augment, ckpt["input_size"], ckpt["in_channels"], ckpt["class_names"], meta)
 
 
 def prune_epoch_checkpoints(run_dir: Path, keep: int = 5) -> list[Path]:

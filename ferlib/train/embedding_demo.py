@@ -38,7 +38,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..losses.center import SoftmaxCenterLoss, inter_class_distance, intra_class_spread
+from ..evaluate.separation import inter_class_distance, intra_class_spread, separation_stats  # noqa: F401
+from ..losses.center import SoftmaxCenterLoss
+from ..models.embedding_net import EmbeddingNet  # noqa: F401
 
 __all__ = [
     "ToyData",
@@ -109,43 +111,7 @@ def toy_face_data(dataset=None, *, n_per_class: int = 150, pool: int = 3, seed: 
 
 # -- model --------------------------------------------------------------------------------
 
-class EmbeddingNet(nn.Module):
-    """MLP with a ``feature_dim``-unit deep-feature layer, then a linear classifier.
-
-    ``in_dim -> hidden -> hidden -> feature_dim`` (PReLU between), ``-> num_classes``.
-    ``forward_with_features(x)`` returns ``(logits, features)``.
-    """
-
-    def __init__(self, in_dim: int, feature_dim: int = 2, hidden: int = 64, num_classes: int = 7):
-        super().__init__()
-        self.feature_dim = int(feature_dim)
-        self.features = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.PReLU(), nn.Linear(hidden, hidden), nn.PReLU(),
-            nn.Linear(hidden, feature_dim))
-        self.classifier = nn.Linear(feature_dim, num_classes)
-
-    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.features(x)
-        return self.classifier(f), f
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
-
-
 # -- one run ------------------------------------------------------------------------------
-
-def separation_stats(features, labels) -> dict:
-    """Intra-class spread (mean squared distance to the class mean), inter-class distance
-    (mean distance between class means) and ``ratio = sqrt(spread) / distance``.
-
-    The ratio is scale-free: shrinking every feature by 2 divides the spread by 4 and
-    the distance by 2 but leaves the ratio alone -- so it tells real compaction apart
-    from a cloud that just got smaller.  Lower is more discriminative."""
-    intra = intra_class_spread(features, labels)
-    inter = inter_class_distance(features, labels)
-    ratio = float(np.sqrt(intra) / inter) if inter and np.isfinite(inter) and inter > 0 else float("nan")
-    return {"intra_class_spread": intra, "inter_class_distance": inter, "ratio": ratio}
-
 
 def _center_lag(features: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor) -> float:
     """Mean over the classes present of ``||c_j - mean_j||``: how far the centers trail the features."""

@@ -19,12 +19,18 @@ from pathlib import Path
 
 import torch
 
+from .. import paths
 from ..data.dataset import FERDataset
+from ..data.splits import prepare_splits
+from ..evaluate.ensemble import checkpoint_epoch, last_checkpoints, mean_softmax
+from ..evaluate.metrics import classification_metrics
 from ..profiles import get_profile
+from .build import build_run, resolve_device
+from .checkpoint import load_checkpoint_dict
 from .recipes import Recipe
-from .trainer import Trainer, prepare_data, resolve_device, train_images_per_s
+from .trainer import KEEP_LAST, train_images_per_s
 
-REPO = Path(__file__).resolve().parent.parent.parent
+REPO = paths.kit_root()
 
 
 def git_info() -> dict:
@@ -39,9 +45,19 @@ def git_info() -> dict:
     return {"git_sha": sha or "unknown", "git_dirty": dirty}
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_info(device: torch.device) -> dict:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
-    return {"device": str(device), "device_name": name,
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    return {"device": str(device), "device_name": name, "cpu_model": cpu_model(),
             "cpu_threads": torch.get_num_threads(), "cuda": torch.version.cuda}
 
 
@@ -54,39 +70,80 @@ def library_versions() -> dict:
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "platform": platform.platform()}
 
 
-def default_results_path(recipe: Recipe, profile: str, results_dir: str | Path = "results") -> Path:
-    results_dir = Path(results_dir)
-    return (results_dir / "quick" if profile == "quick" else results_dir) / f"{recipe.name}.json"
+def run_name(recipe: Recipe, profile: str, seed: int = 0, minutes: float | None = None,
+             device: torch.device | None = None) -> str:
+    """``RECIPE-PROFILE-seedS``, or ``RECIPE-60min-cpu-seedS`` for a wall-clock budget."""
+    if minutes:
+        return f"{recipe.name}-{minutes:g}min-{(device or torch.device('cpu')).type}-seed{seed}"
+    return f"{recipe.name}-{profile}-seed{seed}"
+
+
+def default_results_path(recipe: Recipe, profile: str, minutes: float | None = None,
+                         device: torch.device | None = None) -> Path:
+    """``results/RECIPE.json`` (full), ``results/quick/RECIPE.json``, ``results/budget/RECIPE-60min-cpu.json``."""
+    root = paths.results_dir()
+    if minutes:
+        return root / "budget" / f"{recipe.name}-{minutes:g}min-{(device or torch.device('cpu')).type}.json"
+    return (root / "quick" if profile == "quick" else root) / f"{recipe.name}.json"
+
+
+def evaluate_selected(run) -> dict:
+    """Metrics of the epoch selected on PublicTest, and of the last-five checkpoint ensemble (DenseNet-CL §IV-C)."""
+    t, names = run.trainer, run.data.class_names
+    sources = {"PublicTest": t.val_source, "PrivateTest": run.test_source}
+    best = load_checkpoint_dict(t.run_dir / "best.pt")
+    files = last_checkpoints(t.run_dir, KEEP_LAST)
+    dtype = torch.bfloat16 if t.precision == "bf16" else None
+    probs = mean_softmax(t.model, [best["model"]], sources, autocast_dtype=dtype)
+    labels = {k: s.labels.cpu().numpy() for k, s in sources.items()}
+    out = {"selected_epoch": best["epoch"],
+           "metrics": {k: classification_metrics(p, labels[k], names) for k, p in probs.items()}}
+    ens = mean_softmax(t.model, [load_checkpoint_dict(f)["model"] for f in files], sources, autocast_dtype=dtype)
+    out["ensemble_last5"] = {"epochs": [checkpoint_epoch(f) for f in files], "combine": "mean of softmax",
+                             **{k: classification_metrics(p, labels[k], names)["accuracy"] for k, p in ens.items()}}
+    t.model.load_state_dict(best["model"])
+    return out
 
 
 def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: str | None = None,
                data_dir=None, device=None, seed: int = 0, results_path: str | Path | None = None,
                run_dir: str | Path | None = None, resume: bool = True, progress: bool = True,
-               overwrite: bool = True, **trainer_kwargs) -> dict:
-    """Train ``recipe`` and write its results file; returns the results dict."""
+               overwrite: bool = True, minutes: float | None = None, precision: str | None = "auto",
+               **build_kwargs) -> dict:
+    """Train ``recipe`` and write its results file; returns the results dict.
+
+    ``minutes``: a wall-clock budget on the whole splits (see :mod:`ferlib.train.build`).
+    """
     started = time.time()
     profile = get_profile(profile)
     device = resolve_device(device)
-    results_path = Path(results_path) if results_path else default_results_path(recipe, profile)
+    results_path = Path(results_path) if results_path else default_results_path(recipe, profile, minutes, device)
     if results_path.exists() and not overwrite:
         raise FileExistsError(f"{results_path} exists; pass --overwrite to replace it or --out to write elsewhere")
+    if recipe.dataset != "fer2013":
+        raise NotImplementedError(f"recipe {recipe.name!r} needs dataset {recipe.dataset!r}")
     if dataset is None:
         from ..data.discovery import load_fer2013
 
         dataset = load_fer2013(data_dir, verbose=progress)
-    if recipe.dataset != "fer2013":
-        raise NotImplementedError(f"recipe {recipe.name!r} needs dataset {recipe.dataset!r}")
-    data = prepare_data(recipe, dataset, profile, seed)
-    run_dir = Path(run_dir) if run_dir else Path("runs") / f"{recipe.name}-{profile}-seed{seed}"
-    trainer = Trainer(recipe, data, profile=profile, seed=seed, device=device, run_dir=run_dir,
-                      progress=progress, **trainer_kwargs)
+    budget = recipe.budget(profile)
+    data = prepare_splits(dataset, None if minutes else budget.train_per_class,
+                          None if minutes else budget.eval_per_class, seed)
+    run_dir = Path(run_dir) if run_dir else paths.runs_dir() / run_name(recipe, profile, seed, minutes, device)
+    run = build_run(recipe, data, profile=profile, seed=seed, device=device, run_dir=run_dir, precision=precision,
+                    minutes=minutes, progress=progress, started=started, **build_kwargs)
+    trainer = run.trainer
     state = trainer.fit(resume=resume)
-    final = trainer.evaluate_selected()
+    final = evaluate_selected(run)
     results = {
         "recipe": recipe.name,
         "paper": recipe.paper,
         "row": recipe.row,
         "profile": profile,
+        "budget": ({"kind": "wall-clock", "minutes": minutes, "plan": state.plan} if minutes
+                   else {"kind": "profile", "epochs": trainer.epochs}),
+        "schedule": run.schedule_name,
+        "precision": trainer.precision,
         "synthetic": data.synthetic,
         "data": data.description,
         "seed": seed,
@@ -101,7 +158,7 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
         "train_seconds": state.train_seconds,
         "config": recipe.to_dict(),
         "model_weights": getattr(trainer.model, "weights_source", None),
-        "augment": trainer.augment.to_dict(),
+        "augment": run.augment.to_dict(),
         "provenance": {**git_info(), **device_info(device), "versions": library_versions(),
                        "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_time_s": time.time() - started, "command": " ".join(sys.argv),
@@ -113,9 +170,11 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
     tmp.replace(results_path)
     if progress:
         m = results["metrics"]
+        note = "  (SYNTHETIC data)" if data.synthetic else ""
+        if profile == "quick" and not minutes:
+            note += "  -- quick profile: a smoke test of the pipeline, not a result"
         print(f"[{recipe.name}] selected epoch {results['selected_epoch']}: PublicTest "
-              f"{m['PublicTest']['accuracy']:.4f}, PrivateTest {m['PrivateTest']['accuracy']:.4f}"
-              f"{'  (SYNTHETIC data)' if data.synthetic else ''} -> {results_path}")
+              f"{m['PublicTest']['accuracy']:.4f}, PrivateTest {m['PrivateTest']['accuracy']:.4f}{note} -> {results_path}")
     return results
 
 
@@ -160,7 +219,7 @@ def paper_vs_ours(names, *, results_dir: str | Path | None = None, recipes=None)
 
     if recipes is None:
         from .recipes import RECIPES as recipes
-    results_dir = Path(results_dir) if results_dir is not None else REPO / "results"
+    results_dir = Path(results_dir) if results_dir is not None else paths.results_dir()
     rows = []
     for name in names:
         recipe = recipes.get(name)

@@ -1,0 +1,90 @@
+"""The :class:`Recipe` and :class:`Budget` types and the recipe registry.
+
+A recipe says everything a run needs -- model, input pipeline, criterion (a typed
+config from :mod:`ferlib.train.criteria`), optimiser, schedule, budgets -- and the
+paper's numbers for its table row, so ``python -m ferlib train RECIPE`` reproduces
+the row and the results table can put the paper's number beside ours.  One module
+per paper in this package registers its rows.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from ..criteria import CrossEntropyConfig
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of the data and how many epochs a profile uses (``None`` = the whole split)."""
+
+    epochs: int
+    train_per_class: int | None = None
+    eval_per_class: int | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    paper: str  # a key of ferlib.bibliography.PAPERS
+    row: str  # the table row this reproduces, e.g. "Table II: DenseNet-BC"
+    model: str  # key of ferlib.models.registry.MODELS
+    model_kwargs: dict = field(default_factory=dict)
+    dataset: str = "fer2013"
+    input_size: int = 42
+    augment: str = "densenet"  # key of ferlib.data.transforms.PRESETS
+    augment_kwargs: dict = field(default_factory=dict)
+    normalization: str = "pixel"  # "pixel", "channel" or "image" (ferlib.data.normalize)
+    criterion: object = CrossEntropyConfig()  # a config of ferlib.train.criteria
+    optimizer: str = "sgd"  # key of ferlib.train.build.OPTIMIZERS
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4  # on every parameter, BatchNorm and biases included (as DenseNet's Torch code)
+    batch_size: int = 128
+    schedule: str = "plateau"  # key of ferlib.train.schedules.SCHEDULES
+    plateau_patience: int = 5
+    plateau_threshold: float = 1e-2
+    min_lr: float = 1e-5
+    early_stopping_patience: int | None = None  # epochs without a new best PublicTest accuracy
+    quick: Budget = Budget(epochs=2, train_per_class=40, eval_per_class=20)
+    full: Budget = Budget(epochs=100)
+    paper_results: dict = field(default_factory=dict)  # the paper's numbers, in %
+    notes: str = ""
+
+    def budget(self, profile: str) -> Budget:
+        return self.quick if profile == "quick" else self.full
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["criterion"] = self.criterion.to_dict()
+        return d
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    if recipe.name in RECIPES:
+        raise KeyError(f"recipe {recipe.name!r} registered twice")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+class UnknownRecipeError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise UnknownRecipeError(f"unknown recipe {name!r}; `python -m ferlib recipes` lists: "
+                                 f"{', '.join(sorted(RECIPES))}")
+    return RECIPES[name]
+
+
+def smoke_recipe(base: str = "densenet-bc", **changes) -> Recipe:
+    """A recipe shrunk for tests and demos: the tiny DenseNet, a few images, any field overridable."""
+    defaults = dict(name=f"{base}-smoke", model="tiny-densenet",
+                    quick=Budget(epochs=2, train_per_class=12, eval_per_class=4))
+    defaults.update(changes)
+    return replace(get_recipe(base), **defaults)

@@ -1,0 +1,32 @@
+"""CL-ResNet50 (Table 3 of "Facial expression recognition with CNN ensemble and center loss" -- the
+ResNet-50 + center loss paper): ``resnet50`` (softmax) and ``cl-resnet50`` (lambda = 0.2,
+alpha = 1.9).
+
+ImageNet ResNet-50 (``pretrained="try"``; results record the weights used), 224x224
+input from the grey face stacked to three channels, flips / rotations / crops, per-channel
+standardisation, Adam lr 1e-3 "for both softmax loss and center loss", constant lr, no
+weight decay (none is mentioned), batch 62, 50 epochs, early stopping after 6 epochs
+without a new best PublicTest accuracy.
+
+Split: the paper does not say which split its Table 3 is measured on.  ferlib trains on
+Training, selects (and early-stops) on PublicTest and reports PrivateTest.  Table 3's
+F1 averaging is not stated either; compare with our macro F1 knowing that.
+"""
+from __future__ import annotations
+
+from ..criteria import CenterLossConfig, CrossEntropyConfig
+from .base import Budget, Recipe, register
+
+PAPER = "cl-resnet50"
+CENTER = CenterLossConfig(lambda_=0.2, alpha=1.9)
+
+_COMMON = dict(
+    paper=PAPER, model="resnet50", model_kwargs={"pretrained": "try"}, input_size=224, augment="cl_resnet50",
+    normalization="channel", optimizer="adam", lr=1e-3, weight_decay=0.0, batch_size=62, schedule="constant",
+    early_stopping_patience=6, quick=Budget(epochs=1, train_per_class=4, eval_per_class=2), full=Budget(epochs=50),
+)
+
+register(Recipe(name="resnet50", row="Table 3: ResNet50 (FER2013)", criterion=CrossEntropyConfig(),
+                paper_results={"accuracy": 62.079, "f1": 61.566}, **_COMMON))
+register(Recipe(name="cl-resnet50", row="Table 3: CL-ResNet50 (FER2013)", criterion=CENTER,
+                paper_results={"accuracy": 63.402, "f1": 62.487}, **_COMMON))
