@@ -13,7 +13,7 @@ GPU idle.  This script measures, side by side in ONE process, training images/s 
 
 (b) **ferlib** -- the production code path: a :class:`ferlib.train.trainer.Trainer`
     built from the ``densenet-bc`` / ``wide-densenet-bc`` recipe, timed by calling the
-    trainer's own ``_train_epoch`` on a prepared dataset whose Training split holds
+    trainer's own ``train_epoch`` on a prepared dataset whose Training split holds
     exactly ``steps * batch_size`` images (so one "epoch" is one timed round of
     ``--steps`` full batches).  That is ``DeviceBatchSource`` (whole split on the device
     as uint8, per-pixel normalisation and one affine-grid augmentation per batch), and
@@ -70,7 +70,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-PIPELINES = ("conventional", "ferlib")
+PIPELINES = ("conventional", "ferlib-fp32", "ferlib")
+TTA_PIPELINES = ("conventional", "ferlib")  # ferlib = the default precision (bf16 where fast)
 DEFAULT_MODELS = "densenet-bc,wide-densenet-bc"
 BASE_RECIPE = "densenet-bc"  # recipe whose settings a bare model name (e.g. tiny-densenet) borrows
 H100_RATIO_BAR = 10.0
@@ -166,7 +167,7 @@ def sync(device: torch.device) -> None:
 
 def resolve_recipe(name: str, batch_size: int):
     """A recipe name (densenet-bc, ...) as is; a bare model name on the densenet-bc recipe."""
-    from ferlib.models.registry import MODELS
+    from ferlib.models import MODELS
     from ferlib.train.recipes import RECIPES, get_recipe
 
     if name in RECIPES:
@@ -182,7 +183,7 @@ class ConventionalStep:
     """Model + plain SGD + CE; ``run(n_steps)`` pulls batches from a persistent DataLoader."""
 
     def __init__(self, recipe, train, *, device, workers, seed):
-        from ferlib.models.registry import build_model
+        from ferlib.models import build_model
 
         self.device = device
         torch.manual_seed(seed)
@@ -218,26 +219,32 @@ class ConventionalStep:
 class FerlibStep:
     """The production trainer on a Training split of exactly ``steps * batch_size`` images."""
 
-    def __init__(self, recipe, data, *, device, seed, run_dir):
-        from ferlib.train.trainer import Trainer
+    def __init__(self, recipe, data, *, device, seed, run_dir, precision="auto"):
+        from ferlib.train.build import build_run
 
-        self.trainer = Trainer(recipe, data, profile="full", seed=seed, device=device, run_dir=run_dir,
-                               progress=False, checkpoint_interval_s=float("inf"))
+        self.run = build_run(recipe, data, profile="full", seed=seed, device=device, run_dir=run_dir,
+                             progress=False, checkpoint_interval_s=float("inf"), precision=precision)
+        self.trainer = self.run.trainer
         self.model = self.trainer.model
-        self._epoch = 0
 
     def epoch(self, max_steps: int | None = None) -> int:
-        """``Trainer._train_epoch`` over the whole prepared Training split (or its first ``max_steps``)."""
-        from ferlib.train.trainer import TrainingInterrupted
+        """``Trainer.train_epoch`` over the whole prepared Training split (or its first ``max_steps``)."""
+        from ferlib.train.callbacks import StopAfterSteps, TrainingInterrupted
 
-        s = self.trainer.state
-        s.next_batch, s.steps, s.loss_sum, s.term_sums = 0, 0, 0.0, {}
-        seen0 = s.seen
+        t = self.trainer
+        s = t.state
+        s.next_batch, seen0 = 0, s.seen
+        stop = StopAfterSteps(s.steps + max_steps) if max_steps else None
+        if stop:
+            t.callbacks.append(stop)
         try:
-            self.trainer._train_epoch(self._epoch, max_steps)
+            t.train_epoch()
         except TrainingInterrupted:  # the trainer's own way to stop after max_steps
             pass
-        self._epoch += 1
+        finally:
+            if stop:
+                t.callbacks.remove(stop)
+        s.epoch += 1
         return s.seen - seen0
 
 
@@ -250,7 +257,7 @@ def timed(fn, device) -> tuple[int, float]:
 
 
 def bench_model(name: str, dataset, args, device, log) -> dict:
-    from ferlib.train.trainer import PreparedData
+    from ferlib.data.splits import PreparedData
 
     recipe = resolve_recipe(name, args.batch_size)
     n_train = args.steps * args.batch_size
@@ -263,7 +270,11 @@ def bench_model(name: str, dataset, args, device, log) -> dict:
     try:
         runners = {"conventional": ConventionalStep(recipe, train, device=device, workers=args.workers,
                                                     seed=args.seed),
-                   "ferlib": FerlibStep(recipe, data, device=device, seed=args.seed, run_dir=run_dir)}
+                   "ferlib-fp32": FerlibStep(recipe, data, device=device, seed=args.seed, run_dir=run_dir / "fp32",
+                                             precision="fp32"),
+                   "ferlib": FerlibStep(recipe, data, device=device, seed=args.seed, run_dir=run_dir,
+                                        precision=args.precision)}
+        precision = runners["ferlib"].trainer.precision
         n_params = sum(p.numel() for p in runners["ferlib"].model.parameters())
         log(f"\n== {name}: model {recipe.model} ({n_params / 1e6:.2f} M params), batch {recipe.batch_size}, "
             f"input {recipe.input_size}x{recipe.input_size}, {args.rounds} rounds x {args.steps} steps "
@@ -292,8 +303,11 @@ def bench_model(name: str, dataset, args, device, log) -> dict:
     for p in PIPELINES:
         ips = [x["images_per_s"] for x in rounds[p]]
         out[p] = {"images_per_s_median": statistics.median(ips), "images_per_s_rounds": ips, "rounds": rounds[p]}
+    out["ferlib_precision"] = precision
     out["ratio_ferlib_over_conventional"] = (out["ferlib"]["images_per_s_median"]
                                              / out["conventional"]["images_per_s_median"])
+    out["ratio_ferlib_over_ferlib_fp32"] = (out["ferlib"]["images_per_s_median"]
+                                            / out["ferlib-fp32"]["images_per_s_median"])
     return out
 
 
@@ -344,14 +358,14 @@ def tta_conventional(recipe, train, val, args, device, log) -> dict:
 
 
 def tta_ferlib(recipe, data, args, device, log) -> dict:
-    from ferlib.train.trainer import Trainer
+    from ferlib.train.build import build_run
 
     run_dir = Path(tempfile.mkdtemp(prefix="ferlib-bench-tta-"))
     try:
         sync(device)
         t0 = time.perf_counter()
-        trainer = Trainer(recipe, data, profile="full", seed=args.seed, device=device, run_dir=run_dir,
-                          progress=False, epochs=args.max_epochs)
+        trainer = build_run(recipe, data, profile="full", seed=args.seed, device=device, run_dir=run_dir,
+                            progress=False, epochs=args.max_epochs, precision=args.precision).trainer
         history, reached = [], None
         for epoch in range(1, args.max_epochs + 1):
             trainer.epochs = epoch  # fit() trains up to self.epochs: one more epoch, then we check
@@ -371,7 +385,7 @@ def tta_ferlib(recipe, data, args, device, log) -> dict:
 
 
 def time_to_accuracy(name, dataset, args, device, log) -> dict:
-    from ferlib.train.trainer import PreparedData
+    from ferlib.data.splits import PreparedData
 
     recipe = resolve_recipe(name, args.batch_size)
     train = _subset(dataset.split("Training"), args.tta_train_per_class, args.seed)
@@ -441,6 +455,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--precision", default="auto", help="ferlib's precision: auto (default), fp32 or bf16")
     p.add_argument("--models", default=DEFAULT_MODELS,
                    help=f"comma-separated recipes or model names (default {DEFAULT_MODELS}); a bare model "
                         f"name such as tiny-densenet runs on the {BASE_RECIPE} recipe")
@@ -495,13 +510,15 @@ def _print_table(results, device, log) -> None:
             rounds = ", ".join(f"{v:.1f}" for v in r[p]["images_per_s_rounds"])
             log(f"{r['model']:<18s} {p:<13s} {r[p]['images_per_s_median']:9.1f}   [{rounds}]")
         log(f"{r['model']:<18s} {'ratio':<13s} {r['ratio_ferlib_over_conventional']:8.2f}x   "
-            f"ferlib / conventional")
+            f"ferlib ({r['ferlib_precision']}) / conventional")
+        log(f"{r['model']:<18s} {'ratio':<13s} {r['ratio_ferlib_over_ferlib_fp32']:8.2f}x   "
+            f"ferlib ({r['ferlib_precision']}) / ferlib fp32")
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from ferlib.train.results import device_info, git_info, library_versions
-    from ferlib.train.trainer import resolve_device
+    from ferlib.train.build import resolve_device
 
     started = time.time()
     t_start = time.perf_counter()
@@ -532,14 +549,13 @@ def main(argv=None) -> dict:
                     f"{'met' if r['ratio_ferlib_over_conventional'] >= H100_RATIO_BAR else 'NOT met'} "
                     f"({r['ratio_ferlib_over_conventional']:.2f}x on {device_info(device)['device_name']})")
         else:
-            log(f"note: on a CPU both pipelines run the same fp32 model on the same {torch.get_num_threads()} "
-                f"thread(s), so compute dominates and the ratio is expected near 1; on a shared CPU it swings "
-                f"with the load (compare the rounds; --threads 1 steadies it).  The {H100_RATIO_BAR:.0f}x bar "
-                f"is for one H100 (run with --device cuda).")
+            log(f"note: on a CPU the conventional and ferlib-fp32 pipelines run the same fp32 model on the same "
+                f"{torch.get_num_threads()} thread(s); ferlib's default adds bf16 autocast + channels_last where "
+                f"the CPU has bf16 kernels.  On a shared CPU the rounds swing with the load.")
 
     tta = time_to_accuracy(args.tta_model, dataset, args, device, log) if args.time_to_accuracy else None
     if tta is not None:
-        for p in PIPELINES:
+        for p in TTA_PIPELINES:
             t = tta[p]
             log(f"time to accuracy {p:<12s}: "
                 + (f"{t['seconds']:.1f} s ({t['target_epoch']} epochs)" if t["reached_target"]
@@ -568,7 +584,7 @@ def main(argv=None) -> dict:
                             "RandomRotation(15), Resize(42), ToTensor, Normalize(scalar mean, std); DataLoader "
                             f"(workers={args.workers}, persistent, pin_memory on CUDA); fp32 (torch defaults), "
                             "SGD nesterov (default implementation), CE; no autocast, no channels_last",
-            "ferlib": "ferlib.train.trainer.Trainer._train_epoch: DeviceBatchSource (uint8 split on the device, "
+            "ferlib": "ferlib.train.trainer.Trainer.train_epoch: DeviceBatchSource (uint8 split on the device, "
                       "per-pixel normalisation, one affine-grid augmentation per batch); on CUDA bf16 autocast, "
                       "channels_last, fused SGD; on CPU fp32, foreach SGD",
         },

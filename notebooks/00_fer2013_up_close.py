@@ -344,13 +344,13 @@ if len(blank):
 #
 # ## 6. FER+: ten votes per image
 #
-# FER+ (used by ferplus) re-labelled every FER-2013 image with ten crowd taggers,
-# adding *contempt*, *unknown* and *NF* (not a face). Its file `fer2013new.csv` has
-# one line per FER-2013 row, **in the same order**: row *i* of the votes describes row
-# *i* of `fer2013.csv`. The column `Image name` looks like a key but is not one (see the
-# end of this section). FER+ can therefore only be attached to data that keeps the CSV's
-# row order — `fer2013.csv`, `icml_face_data.csv`, the array file — and not to an image
-# folder or the synthetic faces.
+# FER+ (Barsoum et al.; Sobel-Laplacian-CL trains on it) re-labelled every FER-2013
+# image with ten crowd taggers, adding *contempt*, *unknown* and *NF* (not a face). Its
+# file `fer2013new.csv` has one line per FER-2013 row, **in the same order**: row *i*
+# of the votes describes row *i* of `fer2013.csv`. The column `Image name` looks like a
+# key but is not one (see the end of this section). FER+ can therefore only be attached
+# to data that keeps the CSV's row order — `fer2013.csv`, `icml_face_data.csv`, the
+# array file — and not to an image folder or the synthetic faces.
 
 # %%
 fer_plus_ok = loc.ferplus is not None and not ds.synthetic and ds.format != "image-folder"
@@ -374,16 +374,29 @@ else:
 # ### The four label modes
 #
 # FER+ turns ten votes into a training target in one of four ways (the FER+ authors'
-# code, which ferplus follows): first, single votes are removed as noise; then
+# reference code, microsoft/FERPlus, which `ferlib.data.ferplus` ports): first, in
+# every column (*unknown* and *NF* included), a single vote is removed as noise; "the
+# votes" below are what remains. Then
 #
-# * **majority** — the top class if it holds *more than half* of the remaining votes,
-#   else the image is *unknown* and dropped (ferplus trains with this);
-# * **probability** and **crossentropy** — the distribution over the (up to three) top
-#   classes that cover 75% of the votes; the two differ only in the loss;
-# * **multi_target** — every class with at least 30% of the top class's votes.
+# * **majority** — the top class if it holds *more than half* of the votes, else the
+#   image is *unknown* and dropped (a tie for the top never has a majority);
+#   Sobel-Laplacian-CL trains with this;
+# * **probability** and **crossentropy** — the same stored target: the distribution
+#   over the top classes (ties taken together) until they cover 75% of the votes, at
+#   most three, stopping at *unknown*/*NF*; the row is dropped if they hold half of the
+#   votes or less. Both train with cross-entropy; they differ in what the loss sees:
+#   **crossentropy** uses the distribution itself, while **probability** draws one
+#   class from it every time the image enters a batch (`sample_one_hot`), so an image
+#   voted 6 neutral / 4 happy is *neutral* in about 60% of the epochs;
+# * **multi_target** — every class with at least 30% of **all** the votes (not of the
+#   top class's votes), if together they hold more than half of them; the loss is
+#   −log of the largest predicted probability among these classes, so the network may
+#   favour any one of them.
 #
-# An image whose target is *unknown* or *NF* is dropped in every mode. Here are a few
-# rows chosen to show the differences:
+# An image whose target is *unknown* or *NF* is dropped in every mode. Whatever the
+# training mode, the reference validates and tests on the **majority** labels, so all
+# four are scored on the same images (`ferplus_dataset(..., eval_mode="majority")`).
+# Here are a few rows chosen to show the differences:
 
 # %%
 def describe_target(t):
@@ -429,7 +442,9 @@ if fer_plus_ok:
     display(example)
 
 # %% [markdown]
-# How many images each mode keeps, per split (ferplus trains on the majority rows):
+# How many images each mode would keep, per split, if it were applied to every split
+# (Sobel-Laplacian-CL trains on the majority rows; the reference evaluates every mode on
+# the majority rows of PublicTest and PrivateTest):
 
 # %%
 if fer_plus_ok:

@@ -50,7 +50,8 @@ from ferlib.models.densenet import (DENSENET_VARIANTS, PAPER_INPUT_SIZE, Bottlen
 from ferlib.models.summary import count_flops, count_parameters, layer_table, variant_table
 from ferlib.profiles import PROFILE_ENV, get_profile
 from ferlib.train.recipes import RECIPES, get_recipe
-from ferlib.train.results import REPO, load_results, paper_vs_ours, run_recipe
+from ferlib import paths
+from ferlib.train.results import load_results, paper_vs_ours, run_recipe
 from ferlib.viz import model_plots
 
 T0 = time.perf_counter()
@@ -409,7 +410,7 @@ else:
     display(Markdown(f"> **Data: {ds.tag}**, read from `{ds.source}`."))
 
 # %%
-RESULTS_DIR, RUNS_DIR = REPO / "results", REPO / "runs"
+RESULTS_DIR, RUNS_DIR = paths.results_dir(), paths.runs_dir()
 TABLE_II = ("densenet", "densenet-bc", "wide-densenet", "wide-densenet-bc")
 if PROFILE == "quick":
     recipe = get_recipe("tiny-densenet-demo")

@@ -80,10 +80,13 @@ from ferlib.losses.center import (
 from ferlib.numerics import check_gradient
 from ferlib.profiles import get_profile
 from ferlib.train import embedding_demo as toy
+from ferlib import paths
+from ferlib.data.splits import prepare_splits
+from ferlib.train.build import build_run
 from ferlib.train.checkpoint import load_model
+from ferlib.train.criteria import CenterLossConfig
 from ferlib.train.recipes import RECIPES, Budget, smoke_recipe
-from ferlib.train.results import REPO, paper_vs_ours
-from ferlib.train.trainer import Trainer, prepare_data
+from ferlib.train.results import paper_vs_ours
 from ferlib.viz import center_plots as cplots
 
 T0 = time.perf_counter()
@@ -413,7 +416,7 @@ pd.DataFrame({"softmax lr": lr, "scale on the center term's gradient": separate_
 # %%
 for name in ("densenet-bc-center", "cl-resnet50"):
     r = RECIPES.get(name)
-    print(f"{name:20s}", "criterion_kwargs =", r.criterion_kwargs if r else "(recipe not registered)",
+    print(f"{name:20s}", "criterion =", r.criterion if r else "(recipe not registered)",
           f"| optimizer {r.optimizer}, lr {r.lr}, batch {r.batch_size}" if r else "")
 
 # %% [markdown]
@@ -532,15 +535,20 @@ PAIRS = [("wide-densenet-bc", "wide-densenet-bc-center"), ("wide-densenet", "wid
          ("densenet-bc", "densenet-bc-center"), ("densenet", "densenet-center"), ("resnet50", "cl-resnet50")]
 
 
-def full_checkpoint(name):
-    path = REPO / "runs" / f"{name}-full-seed0" / "best.pt"
-    return path if path.is_file() else None
+def real_checkpoint(name):
+    """The best checkpoint of a real run of ``name``: a full-profile run, else a wall-clock-budget run."""
+    for path in [paths.runs_dir() / f"{name}-full-seed0" / "best.pt",
+                 *sorted(paths.runs_dir().glob(f"{name}-*min-*-seed0/best.pt"))]:
+        if path.is_file():
+            return path
+    return None
 
 
 pair = None
-if not QUICK:
-    pair = next((p for p in PAIRS if all(full_checkpoint(n) for n in p)), None)
-    print("full-run checkpoints:", pair or "none found; training the quick pair instead")
+if not ds.synthetic:
+    pair = next((p for p in PAIRS if all(real_checkpoint(n) for n in p)), None)
+    print("real-run checkpoints:", [str(real_checkpoint(n)) for n in pair] if pair
+          else "none found; training the quick pair instead")
 
 # %%
 deep = {}  # name -> {"Training": (features, labels), "PrivateTest": (features, labels), "accuracy": ...}
@@ -548,11 +556,12 @@ if pair is not None:
     train_sub = stratified_subset(ds.split("Training"), 300, seed=0)
     test_split = ds.split("PrivateTest")
     for name, label in zip(pair, ("softmax only", "softmax + center loss")):
-        loaded = load_model(full_checkpoint(name), device="cuda" if torch.cuda.is_available() else "cpu")
-        tr_logits, tr_f = toy.checkpoint_features(loaded, train_sub.pixels)
-        te_logits, te_f = toy.checkpoint_features(loaded, test_split.pixels)
-        deep[f"{label} ({name})"] = {"Training": (tr_f, train_sub.labels), "PrivateTest": (te_f, test_split.labels),
-                                     "accuracy": float((te_logits.argmax(1) == test_split.labels).mean())}
+        loaded = load_model(real_checkpoint(name), device="cuda" if torch.cuda.is_available() else "cpu")
+        tr_logits, tr_f = loaded.predict_outputs(train_sub.pixels)
+        te_logits, te_f = loaded.predict_outputs(test_split.pixels)
+        deep[f"{label} ({name})"] = {"Training": (tr_f.numpy(), train_sub.labels),
+                                     "PrivateTest": (te_f.numpy(), test_split.labels),
+                                     "accuracy": float((te_logits.argmax(1).numpy() == test_split.labels).mean())}
 else:
     common = dict(paper="none", paper_results={}, augment="none", optimizer="adam", lr=5e-3, schedule="constant",
                   batch_size=64, quick=Budget(epochs=4, train_per_class=120, eval_per_class=40),
@@ -560,25 +569,26 @@ else:
     quick_pair = {
         "softmax only": smoke_recipe(name="ch03-softmax", row="chapter 03 demo: tiny DenseNet-BC, softmax", **common),
         "softmax + center loss": smoke_recipe(name="ch03-center", row="chapter 03 demo: tiny DenseNet-BC, + center loss",
-                                              criterion="center", criterion_kwargs={"lambda_": 0.1, "alpha": 0.5},
+                                              criterion=CenterLossConfig(lambda_=0.1, alpha=0.5),
                                               **common),
     }
     # checkpoints go to a temporary folder, deleted at the end of the cell
     with tempfile.TemporaryDirectory(prefix="ferlib_ch03_") as workdir, toy.torch_threads(1):
         # (tiny convolutions run fastest on one thread, and CI machines are shared)
         for label, recipe in quick_pair.items():
-            data = prepare_data(recipe, ds, "quick", seed=0)
-            trainer = Trainer(recipe, data, profile="quick", seed=0, device="cpu", run_dir=Path(workdir) / recipe.name,
-                              progress=False)
+            data = prepare_splits(ds, recipe.quick.train_per_class, recipe.quick.eval_per_class, seed=0)
+            run = build_run(recipe, data, profile="quick", seed=0, device="cpu", run_dir=Path(workdir) / recipe.name,
+                            progress=False, precision="fp32")
+            trainer = run.trainer
             state = trainer.fit(resume=False)
             print(f"{label:22s} train loss by epoch", [round(h["train_loss"], 3) for h in state.history],
                   "| PublicTest acc", [round(h["val_accuracy"], 2) for h in state.history],
                   f"| {state.train_seconds:.1f} s")
             train_src = DeviceBatchSource.for_eval(data.train.pixels, data.train.labels, batch_size=256,
-                                                   augment=trainer.augment, device=trainer.device,
-                                                   normalize=trainer.normalizer)
+                                                   augment=run.augment, device=trainer.device,
+                                                   normalize=run.normalizer)
             _, tr_y, tr_f = predict(trainer.model, train_src, return_features=True)
-            te_logits, te_y, te_f = predict(trainer.model, trainer.test_source, return_features=True)
+            te_logits, te_y, te_f = predict(trainer.model, run.test_source, return_features=True)
             deep[label] = {"Training": (tr_f.numpy(), tr_y.numpy()), "PrivateTest": (te_f.numpy(), te_y.numpy()),
                            "accuracy": float((te_logits.argmax(1) == te_y).float().mean())}
     print(f"trained on {len(data.train)} Training faces ({ds.tag}); features of "

@@ -73,3 +73,21 @@ def write_fer2013_csv(path: Path, rows, *, icml: bool = False) -> Path:
 def tiny_csv(tmp_path):
     rows = tiny_rows()
     return write_fer2013_csv(tmp_path / "fer2013.csv", rows), rows
+
+
+def build_test_run(recipe, dataset, run_dir, **kw):
+    """A quick-profile, fp32, CPU run of ``recipe`` on ``dataset`` (the parts, not yet trained)."""
+    from ferlib.data.splits import prepare_splits
+    from ferlib.train.build import build_run
+
+    b = recipe.quick
+    data = prepare_splits(dataset, b.train_per_class, b.eval_per_class, 0)
+    kw.setdefault("progress", False)
+    return build_run(recipe, data, profile="quick", seed=0, device="cpu", run_dir=run_dir, precision="fp32", **kw)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_outputs(tmp_path_factory, monkeypatch):
+    """Results and run folders of tests never land in the kit's results/ or runs/."""
+    monkeypatch.setenv("FERLIB_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))

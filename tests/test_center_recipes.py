@@ -1,4 +1,4 @@
-"""Center-loss recipes (densenet Table II, cl-resnet50 Table 3), the center_term_lr option,
+"""Center-loss recipes (DenseNet-CL Table II, CL-ResNet50 Table 3), the center_term_lr option,
 joint-loss training through the trainer (centers move, are checkpointed, resume), and the
 ResNet backbones (shapes, ImageNet-weight fallback without network)."""
 from __future__ import annotations
@@ -14,10 +14,12 @@ from ferlib.data.synthetic import make_synthetic_faces
 from ferlib.losses import SoftmaxCenterLoss, center_loss
 from ferlib.models import backbones
 from ferlib.models.backbones import ResNet18FER, ResNet50FER
-from ferlib.models.registry import MODELS, build_model
+from conftest import build_test_run
+from ferlib.models import MODELS, build_model
+from ferlib.train.callbacks import TrainingInterrupted
 from ferlib.train.checkpoint import load_checkpoint_dict
+from ferlib.train.criteria import CenterLossConfig, CrossEntropyConfig, build_criterion
 from ferlib.train.recipes import RECIPES, Budget, get_recipe, smoke_recipe
-from ferlib.train.trainer import Trainer, TrainingInterrupted, prepare_data
 
 
 @pytest.fixture(autouse=True)
@@ -29,27 +31,17 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
-TABLE_II_CENTER = {  # + center loss (Public, Private), + ensemble + center loss (Public, Private)
-    "densenet-center": (69.0, 70.1, 69.4, 71.1),
-    "densenet-bc-center": (68.9, 70.7, 69.7, 70.9),
-    "wide-densenet-center": (70.2, 71.3, 71.1, 71.6),
-    "wide-densenet-bc-center": (70.6, 72.2, 70.7, 72.2),
-}
-
-
 # -- recipes -------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(TABLE_II_CENTER))
+@pytest.mark.parametrize("name", ["densenet-center", "densenet-bc-center", "wide-densenet-center",
+                                  "wide-densenet-bc-center"])
 def test_densenet_center_recipes_follow_the_paper(name):
     r, base = get_recipe(name), get_recipe(name.removesuffix("-center"))
-    assert r.criterion == "center" and r.paper == "densenet-center-loss-fer2013"
-    assert r.criterion_kwargs == {"lambda_": 0.05, "alpha": 0.5, "center_term_lr": 1e-3}
-    pub, priv, epub, epriv = TABLE_II_CENTER[name]
-    assert r.paper_results == {"PublicTest": pub, "PrivateTest": priv,
-                               "ensemble_PublicTest": epub, "ensemble_PrivateTest": epriv}
+    assert r.criterion == CenterLossConfig(lambda_=0.05, alpha=0.5, center_term_lr=1e-3) and r.paper == "densenet-cl"
+    assert set(r.paper_results) == {"PublicTest", "PrivateTest", "ensemble_PublicTest", "ensemble_PrivateTest"}
     assert r.row == base.row + " + center loss"
     # everything else exactly as the softmax-only row
-    same = replace(r, name=base.name, row=base.row, criterion=base.criterion, criterion_kwargs=base.criterion_kwargs,
-                   paper_results=base.paper_results, notes=base.notes)
+    same = replace(r, name=base.name, row=base.row, criterion=base.criterion, paper_results=base.paper_results,
+                   notes=base.notes)
     assert same == base
     assert (r.optimizer, r.lr, r.nesterov, r.batch_size, r.schedule) == ("sgd", 0.1, True, 128, "plateau")
 
@@ -57,25 +49,22 @@ def test_densenet_center_recipes_follow_the_paper(name):
 def test_resnet_recipes_follow_cl_resnet50():
     base, cl = get_recipe("resnet50"), get_recipe("cl-resnet50")
     for r in (base, cl):
-        assert r.paper == "cl-resnet50-center-loss" and r.model == "resnet50" and r.model in MODELS
+        assert r.paper == "cl-resnet50" and r.model == "resnet50" and r.model in MODELS
         assert (r.input_size, r.augment, r.normalization) == (224, "cl_resnet50", "channel")
         assert (r.optimizer, r.lr, r.weight_decay, r.batch_size, r.schedule) == ("adam", 1e-3, 0.0, 62, "constant")
         assert r.early_stopping_patience == 6 and r.full.epochs == 50
         assert r.quick.epochs == 1 and r.quick.train_per_class <= 4 and r.quick.eval_per_class <= 2
-    assert base.criterion == "ce" and base.paper_results == {"accuracy": 62.079, "f1": 61.566}
-    assert cl.criterion == "center" and cl.criterion_kwargs == {"lambda_": 0.2, "alpha": 1.9}
-    assert cl.paper_results == {"accuracy": 63.402, "f1": 62.487}
+    assert base.criterion == CrossEntropyConfig() and set(base.paper_results) == {"accuracy", "f1"}
+    assert cl.criterion == CenterLossConfig(lambda_=0.2, alpha=1.9)  # no center_term_lr: Adam 1e-3 for both
     # identical apart from the loss
-    assert replace(cl, name=base.name, row=base.row, criterion="ce", criterion_kwargs={},
+    assert replace(cl, name=base.name, row=base.row, criterion=base.criterion,
                    paper_results=base.paper_results, notes=base.notes) == base
 
 
 def test_all_center_recipes_build_their_criterion():
-    from ferlib.train.trainer import build_criterion
-
     for name, r in RECIPES.items():
-        if r.criterion == "center":
-            crit = build_criterion(r, 7, 16)
+        if isinstance(r.criterion, CenterLossConfig):
+            crit = build_criterion(r.criterion, 7, 16)
             assert isinstance(crit, SoftmaxCenterLoss) and crit.centers.shape == (7, 16)
 
 
@@ -84,20 +73,20 @@ def test_center_term_lr_follows_the_optimizer_lr():
     crit = SoftmaxCenterLoss(3, 2, lambda_=0.05, center_term_lr=1e-3)
     w = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True)
-    crit.on_epoch_start(0, opt)
+    crit.on_lr_change(opt)
     assert crit.feature_grad_scale == pytest.approx(0.01)
     opt.param_groups[0]["lr"] = 1e-4  # e.g. after two plateau decays
-    crit.on_epoch_start(5, opt)
+    crit.on_lr_change(opt)
     assert crit.feature_grad_scale == pytest.approx(10.0)
     plain = SoftmaxCenterLoss(3, 2)
-    plain.on_epoch_start(0, opt)
+    plain.on_lr_change(opt)
     assert plain.feature_grad_scale == 1.0
     with pytest.raises(ValueError, match="not both"):
         SoftmaxCenterLoss(3, 2, center_term_lr=1e-3, feature_grad_scale=0.5)
     with pytest.raises(ValueError):
         SoftmaxCenterLoss(3, 2, center_term_lr=0.0)
     with pytest.warns(UserWarning, match="SGD only"):
-        crit.on_epoch_start(0, torch.optim.Adam([w], lr=1e-3))
+        crit.on_lr_change(torch.optim.Adam([w], lr=1e-3))
 
 
 def test_center_term_lr_equals_two_optimizers():
@@ -133,7 +122,7 @@ def test_center_term_lr_equals_two_optimizers():
     crit = SoftmaxCenterLoss(3, 4, lambda_=lam, center_term_lr=clr)
     crit.centers.copy_(centers)
     opt = torch.optim.SGD(list(feat_b.parameters()) + list(head_b.parameters()), lr=lr, momentum=0.9)
-    crit.on_epoch_start(0, opt)
+    crit.on_lr_change(opt)
     for _ in range(3):
         f = feat_b(x)
         loss = crit(head_b(f), f, y)
@@ -151,13 +140,12 @@ def synthetic():
 
 
 def _center_recipe(**kw):
-    return smoke_recipe(criterion="center", criterion_kwargs={"lambda_": 0.05, "alpha": 0.5, "center_term_lr": 1e-3},
+    return smoke_recipe(criterion=CenterLossConfig(lambda_=0.05, alpha=0.5, center_term_lr=1e-3),
                         batch_size=16, quick=Budget(epochs=2, train_per_class=8, eval_per_class=2), **kw)
 
 
 def _trainer(recipe, data, run_dir, **kw):
-    return Trainer(recipe, prepare_data(recipe, data, "quick", seed=0), profile="quick", seed=0, device="cpu",
-                   run_dir=run_dir, progress=False, **kw)
+    return build_test_run(recipe, data, run_dir, **kw).trainer
 
 
 def test_joint_training_moves_centers_and_checkpoints_them(synthetic, tmp_path):
@@ -168,7 +156,7 @@ def test_joint_training_moves_centers_and_checkpoints_them(synthetic, tmp_path):
     whole.fit()
     centers = whole.criterion.centers.clone()
     assert centers.abs().sum(1).gt(0).all(), "every class center should have moved from zero"
-    assert whole.criterion.feature_grad_scale == pytest.approx(1e-3 / recipe.lr)  # set by on_epoch_start
+    assert whole.criterion.feature_grad_scale == pytest.approx(1e-3 / recipe.lr)  # set by on_lr_change
     for h in whole.state.history:
         assert set(h["train_terms"]) == {"ce", "center"} and h["train_terms"]["center"] > 0
         assert h["train_loss"] == pytest.approx(h["train_terms"]["ce"] + 0.05 * h["train_terms"]["center"], rel=1e-6)
@@ -177,9 +165,9 @@ def test_joint_training_moves_centers_and_checkpoints_them(synthetic, tmp_path):
 
     # killed mid-epoch 2 and resumed: centers (and weights) end bitwise where the whole run ended
     steps = len(whole.train_source)
-    killed = _trainer(recipe, synthetic, tmp_path / "killed", checkpoint_every_steps=1)
+    killed = _trainer(recipe, synthetic, tmp_path / "killed", checkpoint_every_steps=1, stop_after_steps=steps + 1)
     with pytest.raises(TrainingInterrupted):
-        killed.fit(stop_after_steps=steps + 1)
+        killed.fit()
     resumed = _trainer(recipe, synthetic, tmp_path / "killed", checkpoint_every_steps=1)
     assert resumed.try_resume()
     saved = load_checkpoint_dict(tmp_path / "killed" / "latest.pt")["criterion"]["center_loss.centers"]
@@ -264,8 +252,9 @@ def test_resnet_recipe_end_to_end_records_weights(synthetic, tmp_path):
                      input_size=32, batch_size=14, quick=Budget(epochs=1, train_per_class=4, eval_per_class=2))
     out = tmp_path / "r.json"
     run_recipe(recipe, dataset=synthetic, profile="quick", device="cpu", results_path=out, run_dir=tmp_path / "run",
-               progress=False)
+               progress=False, precision="fp32")
     r = json.loads(out.read_text())
     assert r["model_weights"] == "random-init"
     assert set(r["history"][0]["train_terms"]) == {"ce", "center"}
-    assert r["config"]["criterion_kwargs"] == {"lambda_": 0.2, "alpha": 1.9}
+    assert r["config"]["criterion"] == {"name": "center", "lambda_": 0.2, "alpha": 1.9, "center_term_lr": None,
+                                        "reduction": "mean"}

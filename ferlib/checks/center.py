@@ -4,7 +4,7 @@ The student writes three NumPy functions (float64 arrays in, NumPy out; a torch 
 returned is accepted too):
 
 * ``center_loss_forward(features (m, d), labels (m,), centers (K, d)) -> float``:
-  :math:`L_C = \tfrac12 \sum_i \|x_i - c_{y_i}\|^2` (densenet Eq. 2), *summed* over the batch;
+  :math:`L_C = \tfrac12 \sum_i \|x_i - c_{y_i}\|^2` (DenseNet-CL Eq. 2), *summed* over the batch;
 * ``center_loss_grad(features, labels, centers) -> (m, d)``:
   :math:`\partial L_C / \partial x_i = x_i - c_{y_i}` (Eq. 3);
 * ``center_update(features, labels, centers, alpha) -> (K, d)``: the new centers,
@@ -133,7 +133,7 @@ def check_center_loss_forward(fn: Callable) -> None:
             (lambda x, y, c: 0.5 * np.sum((x[:, None, :] - c[None]) ** 2),
              "you compared each sample with every center; use only its own class's center, centers[labels]"),
             (lambda x, y, c: -_loss(x, y, c),
-             "wrong sign: the loss is a sum of squares, never negative (ferplus Eq. 1 prints a spurious minus)"),
+             "wrong sign: the loss is a sum of squares, never negative (Sobel-Laplacian-CL Eq. 1 prints a spurious minus)"),
         ], "for each sample take centers[labels[i]], the squared distance to it, sum, and halve")
         _fail(name, f"got {float(got):.6g}, expected {float(want):.6g} (labels {y.tolist()})", hint)
     _passed(name, f"{len(results)} batches agree with 1/2 sum ||x - c_y||^2 "

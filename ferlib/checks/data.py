@@ -27,7 +27,8 @@ def check_pixel_statistics(fn: Callable) -> None:
     assert_close(name + " mean", mean, want_mean, atol=1e-4,
                  hint="average over the images (axis 0), one value per pixel position, in float (uint8 overflows)")
     if np.allclose(std, x.astype(np.float64).std(0, ddof=1), atol=1e-4) and not np.allclose(std, want_std, atol=1e-4):
-        _fail(name + " std", "you used the sample std (ddof=1)", "the paper's statistics are population std (ddof=0)")
+        _fail(name + " std", "you used the sample std (ddof=1)",
+              "DenseNet-CL's per-pixel statistics are population std (ddof=0)")
     assert_close(name + " std", std, want_std, atol=1e-4, hint="standard deviation over axis 0, per pixel position")
 
 

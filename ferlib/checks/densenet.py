@@ -1,5 +1,5 @@
 """Graders of lab 02 (DenseNet from blocks): bottleneck layer, transition, dense block, and
-Table I's DenseNet-BC assembled from the student's block and transition.
+DenseNet-CL Table I's DenseNet-BC assembled from the student's block and transition.
 
     from ferlib.checks.densenet import check_bottleneck, check_transition, check_dense_block, check_densenet_bc
 
@@ -308,12 +308,12 @@ def check_dense_block(cls: Callable) -> None:
 
 
 def check_densenet_bc(block_cls: Callable, transition_cls: Callable) -> None:
-    """Table I's DenseNet-BC (L = 12, k = 12, θ = 0.5) assembled from the student's block and transition.
+    """DenseNet-CL Table I's DenseNet-BC (L = 12, k = 12, θ = 0.5) assembled from the student's block and transition.
 
     The stem (3×3 conv, 2k filters, stride 2), the last transition and the classifier are
     ferlib's; the three dense blocks and two transitions are ``block_cls(num_layers,
     in_channels, growth_rate)`` and ``transition_cls(in_channels, compression)``. Checks the
-    Table I output sizes on a 42×42 input, the parameter count of ferlib's ``densenet_bc()``
+    DenseNet-CL Table I output sizes on a 42×42 input, the parameter count of ferlib's ``densenet_bc()``
     and, after copying its weights, the same logits. Prints the regenerated layer table.
     """
     from ..models.densenet import PAPER_INPUT_SIZE, LastTransition, densenet_bc

@@ -1,6 +1,6 @@
 """A whole split held on the device, served as shuffled, normalised, augmented batches.
 
-The input side of the fast trainer (DESIGN.md §6).  FER-2013's Training split is
+The input side of the fast trainer.  FER-2013's Training split is
 28,709 x 48 x 48 uint8 = 66 MB: it fits on any GPU, so :class:`DeviceBatchSource`
 copies it there once and every batch is
 
@@ -10,7 +10,7 @@ copies it there once and every batch is
     x = augment(x, generator)                 # one affine grid per batch (transforms.py)
 
 Normalisation comes **before** augmentation: per-pixel statistics belong to pixel
-positions of the original image (densenet §IV-C), and zero padding then pads with
+positions of the original image (DenseNet-CL §IV-C), and zero padding then pads with
 the mean.
 
 **Reproducibility and resume.**  Batch ``k`` of epoch ``e`` is a pure function of

@@ -8,7 +8,7 @@ FER+ (Barsoum et al. 2016, ``fer2013new.csv``) vote columns, in file order::
 
     neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
 
-The FER+ work trains on the first 8 (``FERPLUS_CLASSES``); ``unknown`` and ``NF``
+Barsoum et al. (FER+) train on the first 8 (``FERPLUS_CLASSES``); ``unknown`` and ``NF``
 (not a face) are not classes.  ``FERPLUS_TO_FER2013[j]`` is the FER-2013 code of
 FER+ class ``j`` (``None`` for contempt, which FER-2013 lacks).
 """

@@ -3,25 +3,47 @@
 ``fer2013new.csv`` has one line per FER-2013 row, **in the same row order** as
 ``fer2013.csv``: ``Usage, Image name, neutral, happiness, surprise, sadness, anger,
 disgust, fear, contempt, unknown, NF`` -- ten taggers' votes per image.  Rows are
-aligned by *row index*, never by ``Image name``: FER+ left the name empty for the
-177 rows it dropped, and file names differ between the FER+ PNGs and the Kaggle
-image folders (see shared/data/README.md, "FER+ alignment check").
+aligned by *row index*, never by ``Image name``: the name's number runs over the
+named rows only and drifts from the row index, FER+ left the name empty for 173
+rows (all of them NF = 10: FER+ dropped them), and four names are used twice.
 
-Label modes, as in microsoft/FERPlus ``src/ferplus.py`` (``_process_data``), after
-removing single votes (a class with one vote is treated as noise):
+Label modes
+-----------
+A port of the FER+ authors' reference code (microsoft/FERPlus ``src/ferplus.py``:
+``FERPlusReader._process_data`` turns a row's votes into a target, ``_process_target``
+turns that target into what the loss sees each time the image is drawn;
+``src/train.py`` ``cost_func`` is the loss).  Barsoum et al. call the modes MV, PROB,
+CEL and MT.  First, in every mode, **single votes are removed**: a column (any of the
+ten, ``unknown`` and ``NF`` included) with one vote is set to 0, and "all votes"
+below means the sum of what is left.
 
-* ``majority`` -- one-hot of the top class if it holds more than half the votes,
-  else the row is *unknown* and dropped (the FER+ paper's "MV").
-* ``probability`` -- the vote distribution over the up-to-3 top classes covering
-  75% of votes (the paper's "PROB"); the target is a distribution.
-* ``crossentropy`` -- the same target as ``probability``; the FER+ code differs only
-  in the loss (cross-entropy with soft targets, "CEL").
-* ``multi_target`` -- every class with at least 30% of the top class's votes, as a
-  distribution; the FER+ loss accepts any of them ("MT").
+* ``majority`` (MV) -- one-hot of the top column if it holds **more than half** of all
+  votes; otherwise (ties included: two tied top columns cannot each hold more than
+  half) the row is *unknown*.
+* ``probability`` (PROB) and ``crossentropy`` (CEL) -- the same vote distribution:
+  take columns in decreasing vote order, tied columns together, until they cover 75%
+  of all votes or 3 columns are taken.  Reaching ``unknown``/``NF`` stops the walk:
+  it is left out if emotions were taken before it, else the row's target *is*
+  unknown/NF.  The row is unknown if the kept votes are at most 50% of all votes or
+  more than 3 columns were taken (a tie).  The two modes share the loss
+  (cross-entropy against the target) and differ in the **target**: ``crossentropy``
+  uses the distribution itself; ``probability`` draws a one-hot label from it anew
+  every time the image is drawn (:func:`sample_one_hot`).
+* ``multi_target`` (MT) -- every column with **at least 30% of all votes** (not of the
+  top column's votes); the row is unknown if the kept votes are at most 50% of all.
+  The loss only uses which classes were kept: ``-log max_j(mask_j * p_j)``, minus the
+  log of the largest predicted probability among the kept classes, so the network may
+  favour any one of them (:func:`training_targets`, :func:`ferplus_loss`).
 
-Rows whose processed target is ``unknown`` or ``NF`` (not a face) are dropped, as
-are rows with no votes or no image name.  Class order is FER+'s 8 classes
-(``FERPLUS_CLASSES``, with contempt); ``FERPLUS_TO_FER2013`` maps them to FER-2013.
+A row whose target's argmax is ``unknown`` (8) or ``NF`` (9) -- with ``np.argmax``'s
+first-of-ties rule -- is dropped; the kept rows lose the ``unknown``/``NF`` columns
+and are renormalised over the 8 classes (in ``multi_target`` an unknown/NF column of
+30% or more can sit beside a winning emotion and is removed here).  Rows with no
+image name are dropped too (the reference never sees them: it has no image for
+them).  **Evaluation is in majority mode**: the reference trains in any mode but reads
+its validation and test folders in ``majority`` (:func:`ferplus_dataset`'s
+``eval_mode``).  Class order is FER+'s 8 classes (``FERPLUS_CLASSES``, with
+contempt); ``FERPLUS_TO_FER2013`` maps them to FER-2013.
 """
 from __future__ import annotations
 
@@ -35,8 +57,9 @@ from .classes import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS, SPLITS
 from .dataset import FERDataset
 from .errors import DataFormatError
 
-# Rows whose FER+ image name is shared with another row whose pixels differ: the votes may
-# describe the other image (shared/data/README.md, "FER+ alignment").  Pass these as
+# Rows whose FER+ image name is shared with a later row whose pixels differ (fer0006953.png:
+# rows 5274 and 6968; fer0033120.png: rows 33200 and 34334).  FER+'s own image folders keep
+# only the later row's image, so these rows' votes may describe the other image.  Pass these as
 # ``exclude_rows`` to :func:`ferplus_dataset` for clean FER+ experiments.
 FERPLUS_SUSPECT_ROWS = (5274, 33200)
 
@@ -105,21 +128,26 @@ def read_ferplus_votes(path: str | Path) -> FERPlusVotes:
 def process_votes(raw: np.ndarray, mode: str) -> np.ndarray:
     """One row's 10 vote counts -> a target over the 10 columns (sums to 1), FER+ rules.
 
-    A faithful port of microsoft/FERPlus ``_process_data``; the result's argmax is
-    ``unknown`` (8) when the votes do not settle a label.
+    A faithful port of microsoft/FERPlus ``_process_data`` (the rules are in the module
+    docstring); the result's argmax is ``unknown`` (8) when the votes do not settle a
+    label, and may be ``NF`` (9).  This is the *stored* target: in ``probability`` mode
+    training draws a one-hot label from it (:func:`sample_one_hot`), in ``multi_target``
+    mode the loss uses only its support (:func:`training_targets`).
     """
     if mode not in LABEL_MODES:
         raise ValueError(f"unknown FER+ label mode {mode!r}; expected one of {LABEL_MODES}")
-    raw = np.where(raw <= 1, 0, raw).astype(np.float64)  # outlier removal: single votes are noise
+    raw = np.asarray(raw)
+    # outlier removal, in every column (unknown and NF too): a single vote is noise
+    raw = np.where(raw <= 1, 0, raw).astype(np.float64)
     total = raw.sum()
     unknown = np.zeros(len(raw))
     unknown[_UNKNOWN] = 1.0
-    if total == 0:
+    if total == 0:  # nothing but single votes: every mode says unknown
         return unknown
     target = np.zeros(len(raw))
     if mode == "majority":
         top = raw.max()
-        if top > 0.5 * total:
+        if top > 0.5 * total:  # strict: a tie for the top never passes
             target[int(np.argmax(raw))] = top
         else:
             return unknown
@@ -128,27 +156,101 @@ def process_votes(raw: np.ndarray, mode: str) -> np.ndarray:
         part, count, valid = 0.0, 0, True
         while part < 0.75 * total and count < 3 and valid:
             top = work.max()
-            for i in range(len(work)):
+            for i in range(len(work)):  # all columns tied at ``top`` join together
                 if work[i] == top:
                     target[i] = top
                     work[i] = 0
                     part += target[i]
                     count += 1
-                    if i >= _UNKNOWN:  # unknown or NF tie with the top: stop
+                    if i >= _UNKNOWN:  # unknown or NF reached: stop
                         valid = False
-                        if target.sum() > top:  # other emotions came first: drop the unknown/NF
+                        if target.sum() > top:  # emotions were taken before it: leave it out
                             target[i] = 0
                             count -= 1
                         break
-        if target.sum() <= 0.5 * total or count > 3:
+        if target.sum() <= 0.5 * total or count > 3:  # too few votes covered, or a tie of too many
             return unknown
     else:  # multi_target
-        top = raw.max()
-        keep = raw >= 0.3 * top
+        keep = raw >= 0.3 * total  # 30% of ALL votes, not of the top column's
         target[keep] = raw[keep]
         if target.sum() <= 0.5 * total:
             return unknown
     return target / target.sum()
+
+
+def sample_one_hot(targets, generator=None):
+    """Draw one label per row from ``targets`` and return it one-hot: FER+'s ``probability`` mode.
+
+    The reference (``_process_target``) replaces an image's vote distribution by a
+    one-hot label drawn from it **every time the image enters a mini-batch**, so call
+    this once per batch on the batch's soft targets (``FERPlusLabels.targets`` rows)::
+
+        y = sample_one_hot(soft, generator=g)      # (B, C) one-hot, same device/dtype
+        loss = ferplus_loss(logits, y, "probability")
+
+    targets : float tensor (B, C), non-negative rows with a positive sum (they need
+        not be normalised); any device.
+    generator : a ``torch.Generator`` on the same device as ``targets`` (for a CUDA
+        batch: ``torch.Generator(device="cuda").manual_seed(s)``), or None for the
+        global generator.
+
+    Vectorised inverse-CDF sampling (one uniform per row, ``searchsorted`` on the
+    cumulative distribution), so it runs on the device with no per-sample loop; a class
+    with probability 0 is never drawn.  Same generator state, same labels.
+    """
+    import torch
+
+    p = targets.detach()
+    if p.ndim != 2:
+        raise ValueError(f"targets must be (batch, classes), got shape {tuple(p.shape)}")
+    cdf = torch.cumsum(p.double(), dim=1)
+    if bool((cdf[:, -1] <= 0).any()) or bool((p < 0).any()):
+        raise ValueError("every target row needs non-negative entries and a positive sum")
+    cdf = cdf / cdf[:, -1:]  # the last entry is exactly 1.0, and u < 1
+    u = torch.rand(p.shape[0], 1, generator=generator, device=p.device, dtype=torch.float64)
+    idx = torch.searchsorted(cdf, u, right=True).clamp_(max=p.shape[1] - 1)  # first class with cdf > u
+    out = torch.zeros_like(targets)
+    out.scatter_(1, idx, 1.0)
+    return out
+
+
+MULTI_TARGET_EPSILON = 0.001  # the reference's epsilon "to avoid ill-conditioned computation"
+
+
+def training_targets(targets, mode: str, generator=None):
+    """What the loss sees for a batch of stored targets, per mode (the reference's ``_process_target``).
+
+    * ``majority``, ``crossentropy``: the targets unchanged (one-hot / the distribution);
+    * ``probability``: a fresh one-hot draw per row (:func:`sample_one_hot`);
+    * ``multi_target``: the mask of kept classes, ``(1 - eps) * [t > 0] + eps`` with
+      ``eps = MULTI_TARGET_EPSILON``.
+    """
+    import torch
+
+    if mode not in LABEL_MODES:
+        raise ValueError(f"unknown FER+ label mode {mode!r}; expected one of {LABEL_MODES}")
+    if mode == "probability":
+        return sample_one_hot(targets, generator)
+    if mode == "multi_target":
+        mask = (targets > 0).to(targets.dtype)
+        return (1 - MULTI_TARGET_EPSILON) * mask + MULTI_TARGET_EPSILON * torch.ones_like(mask)
+    return targets
+
+
+def ferplus_loss(logits, targets, mode: str):
+    """The reference loss (``src/train.py``, ``cost_func``), mean over the batch.
+
+    ``targets`` are :func:`training_targets`' output.  ``majority``, ``probability`` and
+    ``crossentropy``: cross-entropy ``-sum_j t_j log p_j``; ``multi_target``:
+    ``-log max_j (t_j p_j)``, with ``p = softmax(logits)``.
+    """
+    import torch
+
+    if mode not in LABEL_MODES:
+        raise ValueError(f"unknown FER+ label mode {mode!r}; expected one of {LABEL_MODES}")
+    if mode == "multi_target":
+        return -torch.log((targets * torch.softmax(logits, dim=1)).amax(dim=1)).mean()
+    return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
 @dataclass(frozen=True)
@@ -156,7 +258,9 @@ class FERPlusLabels:
     """FER+ targets aligned to FER-2013 rows.
 
     rows : int (M,), FER-2013 row indices kept (not-a-face and unknown rows dropped)
-    targets : float (M, 8), distributions over ``FERPLUS_CLASSES``
+    targets : float (M, 8), the stored targets over ``FERPLUS_CLASSES`` (each sums to 1):
+        one-hot in ``majority``, the vote distribution in ``probability`` /
+        ``crossentropy``, the kept classes' vote shares in ``multi_target``
     labels : int (M,), argmax of ``targets`` (the majority class in ``majority`` mode)
     usage : str (M,)
     mode : the label mode
@@ -171,7 +275,12 @@ class FERPlusLabels:
 
 
 def ferplus_labels(votes: FERPlusVotes, mode: str = "majority") -> FERPlusLabels:
-    """Targets of every usable row in one label mode (see the module docstring)."""
+    """Targets of every usable row, every split, in one label mode (see the module docstring).
+
+    Drops rows without an image name and rows whose target is unknown or NF, then
+    removes the unknown/NF columns and renormalises.  For a training set in the
+    reference's setting (evaluation in majority mode) use :func:`ferplus_dataset`.
+    """
     keep, targets = [], []
     for r in range(len(votes)):
         if not votes.image_names[r]:
@@ -213,14 +322,29 @@ def align_ferplus(dataset: FERDataset, votes: FERPlusVotes) -> FERDataset:
 
 
 def ferplus_dataset(dataset: FERDataset, votes: FERPlusVotes, mode: str = "majority",
-                    exclude_rows: np.ndarray | None = None) -> tuple[FERDataset, FERPlusLabels]:
+                    exclude_rows: np.ndarray | None = None,
+                    eval_mode: str | None = "majority") -> tuple[FERDataset, FERPlusLabels]:
     """FER-2013 images with FER+ labels: the rows FER+ keeps, 8 classes with contempt.
 
+    Training rows follow ``mode``; PublicTest and PrivateTest rows follow ``eval_mode``,
+    ``"majority"`` by default as in the reference, which trains in any mode but always
+    validates and tests on majority-vote labels (so every mode is scored on the same
+    images); ``eval_mode=None`` uses ``mode`` for every split.
+
     Returns ``(images, labels)``: ``images.labels`` are FER+ class indices (argmax),
-    ``labels.targets`` the soft targets for the probability / cross-entropy / multi-target modes.
+    ``labels.targets`` the stored soft targets (turn them into per-batch training targets
+    with :func:`training_targets`); ``labels.mode`` is ``mode``.
     """
     align_ferplus(dataset, votes)
     labels = ferplus_labels(votes, mode)
+    if eval_mode is not None and eval_mode != mode:
+        ev = ferplus_labels(votes, eval_mode)
+        tr, te = labels.usage == SPLITS[0], ev.usage != SPLITS[0]
+        rows = np.concatenate([labels.rows[tr], ev.rows[te]])
+        by_row = np.argsort(rows, kind="stable")
+        cat = lambda a, b: np.concatenate([a[tr], b[te]])[by_row]  # noqa: E731
+        labels = FERPlusLabels(rows[by_row], cat(labels.targets, ev.targets), cat(labels.labels, ev.labels),
+                               cat(labels.usage, ev.usage), mode)
     if exclude_rows is not None:
         keep = ~np.isin(labels.rows, exclude_rows)
         labels = FERPlusLabels(labels.rows[keep], labels.targets[keep], labels.labels[keep],

@@ -1,13 +1,13 @@
 """Input normalisation, kept with the model so inference uses the same numbers.
 
-* :class:`PixelStandardizer` -- the densenet paper's preprocessing (§IV-C,
+* :class:`PixelStandardizer` -- DenseNet-CL's preprocessing (§IV-C,
   "Preparing dataset"): subtract the mean image over Training, then divide every
   pixel by its standard deviation over Training, so each pixel position has mean 0
   and standard deviation 1 over the training set.
 * :class:`ImageStandardizer` -- per-image alternative: each image to mean 0, std 1
   (no statistics to store; robust to lighting, loses global brightness).
 * :class:`ChannelStandardizer` -- one mean and std over all training pixels
-  (the cl-resnet50 paper's per-channel normalisation, §4.2).
+  (CL-ResNet50's per-channel normalisation, §4.2).
 
 All are ``nn.Module`` s whose statistics are buffers: they travel in a checkpoint's
 ``state_dict`` and move with ``.to(device)``.  Input: float (B, C, H, W) in 0..255.
@@ -22,7 +22,7 @@ EPS = 1e-6
 
 
 class PixelStandardizer(nn.Module):
-    """Per-pixel mean/std over the training images (densenet §IV-C)."""
+    """Per-pixel mean/std over the training images (DenseNet-CL §IV-C)."""
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor):
         super().__init__()

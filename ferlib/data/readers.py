@@ -7,7 +7,8 @@
 * an image folder -- ``train/<class>/*.jpg`` and ``test/<class>/*.jpg`` (Kaggle's
   "msambare" layout): the split comes from the file-name prefix ``Training_``,
   ``PublicTest_`` or ``PrivateTest_``, the class from the folder name.
-* ``fer2013.npz.xz`` -- the lossless array file kept in ``../shared/data/fer2013``.
+* ``fer2013.npz.xz`` -- a lossless array file of the same rows: an xz-compressed ``.npz``
+  with ``pixels`` (uint8, N x 48 x 48), ``emotion`` and ``usage``, in ``fer2013.csv`` order.
 
 Every problem raises :class:`~ferlib.data.errors.DataFormatError` naming the file,
 the row (and line), the problem and the fix.  Rows are numbered from 0 in data order
@@ -33,7 +34,7 @@ NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm")
 
 _GET_DATA = ("download fer2013.csv from Kaggle's 'Challenges in Representation Learning: "
-             "Facial Expression Recognition Challenge' (see README.md, 'Getting the data')")
+             "Facial Expression Recognition Challenge' (see the kit's README.md, 'The data')")
 
 csv.field_size_limit(1 << 24)
 
@@ -159,8 +160,8 @@ def read_npz_xz(path: str | Path) -> FERDataset:
             pixels, emotion, usage = arrays["pixels"], arrays["emotion"], arrays["usage"]
     except (OSError, lzma.LZMAError, ValueError, KeyError) as e:
         raise DataFormatError(path, f"not a readable xz-compressed .npz with pixels/emotion/usage ({e})",
-                              fix="copy the file again from shared/data/fer2013/ (check its sha256 "
-                                  "against shared/data/README.md)") from e
+                              fix="the copy is damaged or not the FER-2013 array file; copy it again and "
+                                  "check its sha256 against the checksum published with it") from e
     if pixels.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or pixels.dtype != np.uint8:
         raise DataFormatError(path, f"pixels are {pixels.dtype} {pixels.shape}, expected uint8 (N, 48, 48)",
                               fix="this is not the FER-2013 array file; copy it again")

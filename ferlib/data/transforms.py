@@ -1,7 +1,7 @@
 """Batched augmentation on the device: one affine matrix per image, one ``grid_sample``.
 
 FER images are 48x48; augmenting them one at a time with PIL in DataLoader workers
-leaves a GPU idle (DESIGN.md §6).  :class:`BatchAugment` instead augments a whole
+leaves a GPU idle.  :class:`BatchAugment` instead augments a whole
 batch ``x`` of shape (B, C, H, W) where it lives:
 
 1. **Draw** every random number of the batch in one call,
@@ -29,14 +29,14 @@ Conventions (the same as torchvision's ``RandomAffine`` / ``rotate``):
   :func:`affine_theta` builds in closed form.
 
 **Padding and normalisation.** Batches are normalised *before* augmentation
-(per-pixel statistics belong to pixel positions, densenet §IV-C), so with
+(per-pixel statistics belong to pixel positions, DenseNet-CL §IV-C), so with
 ``padding_mode="zeros"`` the padding is the *mean* (0 after standardisation), not
 black.  "zeros" means: a sample point inside the image's extent is interpolated
 with edge clamping, one outside it is exactly 0.  This makes integer crop shifts
 exactly pad-then-crop, and a plain upsample exactly ``F.interpolate`` (plain
 ``grid_sample(padding_mode="zeros")`` would darken the outer half pixel).
-``"border"`` repeats the edge pixel, ``"reflection"`` mirrors the image (the FER+
-reference code, ``mode='reflect'``).
+``"border"`` repeats the edge pixel, ``"reflection"`` mirrors the image (Barsoum et al.'s
+FER+ reference code, ``mode='reflect'``).
 
 **Determinism.** The output is a function of ``x``, the configuration and the
 generator's state: the same seed gives bitwise the same output on CPU (and on one
@@ -44,8 +44,10 @@ GPU with one torch version; ``grid_sample``'s forward pass has no atomics).  The
 generator must live on ``x``'s device: ``torch.Generator(device=x.device)``;
 ``generator=None`` uses the global RNG (seed it with ``torch.manual_seed``).
 
-Presets reproduce each paper's augmentation (see their docstrings): densenet,
-emonet, ferplus, cl-resnet50, dnnrl; :data:`PRESETS` maps names to them.
+Presets reproduce each source paper's augmentation (see their docstrings):
+``densenet`` (DenseNet-CL), ``emonet`` (EmoNet), ``ferplus`` (Sobel-Laplacian-CL, which
+uses Barsoum et al.'s FER+ augmentation), ``cl_resnet50`` (CL-ResNet50) and ``dnnrl``
+(DNNRL); :data:`PRESETS` maps names to them (paper keys: :mod:`ferlib.bibliography`).
 """
 from __future__ import annotations
 
@@ -175,12 +177,12 @@ class BatchAugment:
     crop_margin : int, output pixels; random crop-with-margin = integer shift in
         ``[-m, m]`` on each axis (pad ``m``, crop back to the output size).
     translate : float, extra continuous shift, uniform in ``[-f, f]`` times the
-        output size (torchvision ``RandomAffine(translate=...)``, FER+ ``max_shift``).
+        output size (torchvision ``RandomAffine(translate=...)``, the FER+ reference code's ``max_shift``).
     flip : bool, horizontal flip with probability ``flip_p`` (default 0.5).
     rotation : float, max degrees; angle uniform in ``[-r, r]``.
     scale : (lo, hi), content scale (zoom) uniform in ``[lo, hi]``; >1 zooms in.
     anisotropic : bool, draw the x and y scales independently (Keras ``zoom_range``,
-        FER+); otherwise one scale for both axes.
+        the FER+ reference code); otherwise one scale for both axes.
     shear : float, max degrees of shear parallel to the x axis, uniform in ``[-s, s]``.
     shear_y : float, max degrees of shear parallel to the y axis.
     base_scale : float, a fixed content scale applied in training *and* in
@@ -340,26 +342,26 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
 
 
 # ---------------------------------------------------------------------------------------
-# Presets: each paper's augmentation.  Sections refer to the texts in shared/papers.
+# Presets: each source paper's augmentation.  Sections are those of the papers in ferlib.bibliography.
 # ---------------------------------------------------------------------------------------
 
 def densenet_augment() -> BatchAugment:
-    """DenseNet + center loss on FER-2013 (densenet paper, §IV-B "Data augmentation").
+    """DenseNet + center loss on FER-2013 (DenseNet-CL §IV-B "Data augmentation").
 
     "Randomly crop: We add margins to each image in the datasets and then crop a
     random area of that image with the same size as the original image; Randomly
     flip an image from left to right; Randomly rotate an image by a random angle
     from -15° to 15°."
 
-    The margin is not given; we use 4 px (8% of 48), the margin of the DenseNet
-    reference recipe [8] that the paper builds on (CIFAR: "zero-padded with 4 pixels
-    on each side, randomly cropped").  48x48, 1 channel, zero (= mean) padding.
+    The margin is not given; we use 4 px (8% of 48), the margin of Huang et al.'s
+    DenseNet recipe (DenseNet-CL's [8]) that the paper builds on (CIFAR: "zero-padded
+    with 4 pixels on each side, randomly cropped").  48x48, 1 channel, zero (= mean) padding.
     """
     return BatchAugment(crop_margin=4, flip=True, rotation=15.0)
 
 
 def emonet_augment(out_size: int = 197) -> BatchAugment:
-    """Inception-ResNet-v2 / ResNet-50 transfer + BOVW (emonet paper, §4 "Dataset", "Data preprocessing"; §3 for the input sizes).
+    """Inception-ResNet-v2 / ResNet-50 transfer + BOVW (EmoNet §4 "Dataset", "Data preprocessing"; §3 for the input sizes).
 
     "we perform random rotations in the range of 10 degrees, random shear
     transformations, random zooming inside the images, and mirroring them by
@@ -375,9 +377,9 @@ def emonet_augment(out_size: int = 197) -> BatchAugment:
 
 
 def ferplus_augment(out_size: int = 64) -> BatchAugment:
-    """VGG13 on FER+ (ferplus paper, §III-A), i.e. the FER+ authors' online augmentation.
+    """VGG13 on FER+ (Sobel-Laplacian-CL §III-A), i.e. Barsoum et al.'s (FER+) online augmentation.
 
-    The paper: "For training, we use the online data augmentation strategy as used
+    Sobel-Laplacian-CL: "For training, we use the online data augmentation strategy as used
     in the paper [14]" (Barsoum et al. 2016) and "The validation and test images are
     re-sized to 64×64 pixels".  Its values come from the FER+ reference code
     (microsoft/FERPlus ``src/ferplus.py``, ``img_util.distort_img``): ``max_shift =
@@ -397,21 +399,21 @@ def ferplus_augment(out_size: int = 64) -> BatchAugment:
 
 
 def cl_resnet50_augment(out_size: int = 224) -> BatchAugment:
-    """CL-ResNet50 (cl-resnet50 paper, §4.2 "Experimental settings").
+    """CL-ResNet50 (CL-ResNet50 §4.2 "Experimental settings").
 
     "The input facial images are resized to 224×224 and they are randomly flipped
     horizontally with random rotations to avoid overfitting. Additionally, the input
     images are cropped at a random location."  3 channels for the ImageNet ResNet-50.
 
-    Magnitudes are not given: we rotate by ±10° (as emonet, another ImageNet
+    Magnitudes are not given: we rotate by ±10° (as EmoNet, another ImageNet
     backbone on FER-2013) and crop with a 16-px margin at 224 (7% of the side,
-    about 3.4 px of the 48-px original, close to densenet's 4 px).
+    about 3.4 px of the 48-px original, close to DenseNet-CL's 4 px).
     """
     return BatchAugment(crop_margin=16, flip=True, rotation=10.0, out_size=out_size, channels=3)
 
 
 def dnnrl_augment() -> BatchAugment:
-    """DNNRL with exponential triplet loss (dnnrl paper, §3.1), as ONE affine map.
+    """DNNRL with exponential triplet loss (DNNRL §3.1), as ONE affine map.
 
     "The images are first resized to 96 × 96. Next, we randomly scale the resized
     images, where the range of scaling is [-10, 10]. We then pad 0 round scaled

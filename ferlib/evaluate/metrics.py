@@ -1,8 +1,8 @@
 """Predictions over a batch source and the metrics every results file reports.
 
 Accuracy, per-class precision / recall / F1 (scikit-learn's
-``classification_report``), macro F1 (cl-resnet50 Table 3 reports F1) and the
-confusion matrix (densenet Fig. 5).
+``classification_report``), macro F1 (CL-ResNet50 Table 3 reports F1) and the
+confusion matrix (DenseNet-CL Fig. 5).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A criterion receives ``(logits, features, labels)`` -- the classifier output, the
 deep features before the classifier, and the integer labels -- and returns a scalar
 loss.  It may own parameters (class centers, say) and may update state outside
-back-propagation (Wen et al.'s center rule, Eq. (4), (6) of the densenet paper).
+back-propagation (Wen et al.'s center rule, DenseNet-CL Eq. (4), (6)).
 
 The trainer, once per training step::
 
@@ -46,7 +46,7 @@ class Criterion(nn.Module):
 
 
 class CrossEntropy(Criterion):
-    """Softmax cross-entropy, Eq. (1) of the DenseNet-CL paper."""
+    """Softmax cross-entropy, DenseNet-CL Eq. (1)."""
 
     def forward(self, logits: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         loss = F.cross_entropy(logits.float(), labels)

@@ -2,19 +2,21 @@ r"""Center loss (Wen et al. 2016) and the joint softmax + center criterion.
 
 The papers
 ----------
-* densenet-center-loss-fer2013, Sec. III-C:  :math:`L_C = \tfrac12\sum_i \|x_i - c_{l_i}\|^2`
+* DenseNet-CL (Sang et al. 2018), Sec. III-C:  :math:`L_C = \tfrac12\sum_i \|x_i - c_{l_i}\|^2`
   (Eq. 2), :math:`\partial L_C/\partial x_i = x_i - c_{l_i}` (Eq. 3), the center step
   :math:`\Delta c_j = \sum_i \delta(l_i=j)(c_j - x_i) / (1 + \sum_i \delta(l_i=j))` (Eq. 4),
   the joint loss :math:`L = L_S + \lambda L_C` (Eq. 5) and :math:`c_j \leftarrow c_j - \alpha\Delta c_j`
   (Eq. 6).  Sec. IV-C: lambda = 0.05, alpha = 0.5, SGD + Nesterov 0.9, batch 128,
   softmax lr 0.1 (decayed), "a constant learning rate 10^-3 is used for training
   center loss".
-* cl-resnet50-center-loss: Eq. 1 (= Eq. 2 above, summed over the mini-batch of m),
+* CL-ResNet50 (Kang et al. 2023): Eq. 1 (= Eq. 2 above, summed over the mini-batch of m),
   Eq. 2 (= Eq. 4 above), Eq. 3 (= Eq. 5 above); lambda = 0.2, alpha = 1.9, Adam 1e-3
   "for both softmax loss and center loss", batch 62.
-* ferplus-sobel-laplacian-center-loss: Eq. 1 prints :math:`L_C = -\sum_j\|x_j - c_j\|_F^2`
+* Sobel-Laplacian-CL (Khadanga): Eq. 1 prints :math:`L_C = -\sum_j\|x_j - c_j\|_F^2`
   -- the minus sign (and the missing 1/2) must be a typo: minimised literally it would
   push features *away* from their centers.  ferlib implements Wen et al.'s loss.
+
+Equation numbers without a paper's name are DenseNet-CL's.
 
 Decisions taken here (the recipes follow them)
 ----------------------------------------------
@@ -28,7 +30,7 @@ cross-entropy's per-sample gradient carries, so lambda is a batch-size-free rati
 Wen et al.'s own Caffe layer returns ``dot / M / 2`` (the batch mean) and most PyTorch
 ports divide by the batch size, so ferlib uses the mean and reads the papers'
 lambdas on that scale (``lambda_sum = lambda_mean / m`` if you need the literal Eq. 2).
-The papers do not say which their code used: had the densenet code summed, its
+The papers do not say which their code used: had DenseNet-CL's code summed, its
 0.05 would be 0.05 * 128 = 6.4 on ferlib's mean scale.  ``reduction="sum"`` stays
 available.
 
@@ -45,7 +47,7 @@ optimizer step :meth:`CenterLoss.update` applies Eq. 4 and Eq. 6.  ``alpha`` is 
 rule's rate.  The ``1 + n_j`` denominator makes the step a *fraction* of the way
 to the batch mean of class j, ``alpha * n_j / (1 + n_j)``, whatever ``n_j`` is; the
 iteration is a contraction for every ``n_j`` iff ``0 < alpha < 2`` (alpha = 1.9 of
-cl-resnet50 overshoots the batch mean and oscillates back, but converges).
+CL-ResNet50 overshoots the batch mean and oscillates back, but converges).
 
 ``"gradient"`` (the common PyTorch variant): the centers are an ``nn.Parameter`` and
 an optimizer moves them.  With plain SGD at lr eta on ``lambda * L_C`` the center step
@@ -71,8 +73,8 @@ Common mistakes with the gradient variant, and what ferlib does about them:
    ``L_C`` alone, the features the gradient of ``lambda * L_C``, so ``center_lr`` means
    the same thing whatever lambda is.
 
-**The densenet paper's "constant learning rate 10^-3 for training center loss" vs
-alpha = 0.5.**  The paper calls alpha "the learning rate for updating the class
+**DenseNet-CL's "constant learning rate 10^-3 for training center loss" vs
+alpha = 0.5.**  DenseNet-CL calls alpha "the learning rate for updating the class
 centers", so the centers follow the rule with alpha = 0.5, and 10^-3 cannot be
 theirs.  We read 10^-3 as the learning rate of the *network* on the ``lambda * L_C``
 term: "we train softmax loss and center loss with different learning rates" -- one
@@ -83,10 +85,10 @@ one optimizer at the softmax lr ``base_lr`` whose gradient from the center term 
 multiplied by ``10^-3 / base_lr``; :class:`SoftmaxCenterLoss` exposes this as
 ``feature_grad_scale`` (the gradient of ``lambda * L_C`` reaching the features is
 scaled; the reported loss value is unchanged), and
-:func:`separate_lr_grad_scale` computes it.  A recipe that follows the paper sets
+:func:`separate_lr_grad_scale` computes it.  A recipe that follows DenseNet-CL sets
 ``criterion.feature_grad_scale = separate_lr_grad_scale(current_lr, 1e-3)`` whenever
 the softmax lr changes (0.01 at lr 0.1, 0.1 at lr 0.01, ...).  The default 1.0 is
-the usual single-learning-rate reading of Eq. 5.  cl-resnet50 uses Adam 1e-3 for
+the usual single-learning-rate reading of Eq. 5.  CL-ResNet50 uses Adam 1e-3 for
 both terms, i.e. ``feature_grad_scale = 1``.
 
 ``SoftmaxCenterLoss(center_term_lr=1e-3)`` does that bookkeeping itself: the trainer
@@ -148,7 +150,7 @@ def center_loss(
     centers: torch.Tensor,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    r"""Center loss :math:`L_C = \tfrac12 \sum_{i=1}^m \|x_i - c_{y_i}\|_2^2` (Eq. 2; Wen et al. Eq. 2).
+    r"""Center loss :math:`L_C = \tfrac12 \sum_{i=1}^m \|x_i - c_{y_i}\|_2^2` (DenseNet-CL Eq. 2; Wen et al. Eq. 2).
 
     Parameters
     ----------
@@ -297,8 +299,8 @@ class SoftmaxCenterLoss(Criterion):
     Parameters
     ----------
     num_classes, feature_dim : for the centers.
-    lambda_ : weight of the center loss (densenet paper 0.05, cl-resnet50 0.2).
-    alpha : the rule's rate (densenet 0.5, cl-resnet50 1.9); ``update="rule"`` only.
+    lambda_ : weight of the center loss (DenseNet-CL 0.05, CL-ResNet50 0.2).
+    alpha : the rule's rate (DenseNet-CL 0.5, CL-ResNet50 1.9); ``update="rule"`` only.
     reduction : of ``L_C``; ``"mean"`` by default (lambda independent of batch size).
     update : ``"rule"`` (papers) or ``"gradient"`` (centers as a parameter).
     center_lr : lr of the centers' param group (``"gradient"``); ``None`` = optimizer default.
@@ -306,11 +308,11 @@ class SoftmaxCenterLoss(Criterion):
         rather than of ``lambda * L_C`` -- what ports do by multiplying the center grads
         by ``1/lambda`` -- so ``center_lr`` does not have to be retuned with lambda.
     feature_grad_scale : multiplies the gradient of ``lambda * L_C`` flowing into the
-        features (and so the network); see the module docstring for the densenet
-        paper's separate 10^-3 center-loss lr and :func:`separate_lr_grad_scale`.
+        features (and so the network); see the module docstring for
+        DenseNet-CL's separate 10^-3 center-loss lr and :func:`separate_lr_grad_scale`.
         A plain attribute: a recipe may change it between steps.
     center_term_lr : if set, the learning rate at which the ``lambda * L_C`` term trains
-        the network (densenet paper: constant 10^-3); :meth:`on_lr_change` then sets
+        the network (DenseNet-CL: constant 10^-3); :meth:`on_lr_change` then sets
         ``feature_grad_scale = center_term_lr / lr`` from the optimiser's current lr
         (param group 0).  Exact for SGD; excludes an explicit ``feature_grad_scale``.
 
@@ -467,7 +469,7 @@ def sgd_lr_from_rule_alpha(
 def separate_lr_grad_scale(base_lr: float, center_term_lr: float = 1e-3) -> float:
     """``feature_grad_scale`` that makes one optimizer at ``base_lr`` step the
     ``lambda * L_C`` term as if it had its own learning rate ``center_term_lr``
-    (the densenet paper's constant 10^-3).  Exact for SGD; recompute when ``base_lr`` changes."""
+    (DenseNet-CL's constant 10^-3).  Exact for SGD; recompute when ``base_lr`` changes."""
     if base_lr <= 0:
         raise ValueError(f"base_lr must be > 0, got {base_lr}")
     return float(center_term_lr / base_lr)

@@ -1,18 +1,18 @@
-"""DenseNet for facial expression recognition (densenet paper, §III-A, §III-D, Table I).
+"""DenseNet for facial expression recognition (DenseNet-CL §III-A, §III-D, Table I).
 
-Four variants are trained in the paper (Table II): DenseNet (k = 12), DenseNet-BC
+DenseNet-CL (Sang et al. 2018) trains four variants (its Table II): DenseNet (k = 12), DenseNet-BC
 (k = 12, bottleneck + compression θ = 0.5), WideDenseNet (k = 32) and WideDenseNet-BC.
 All have a stride-2 stem, three dense blocks of L = 12 layers, two transitions, a
 "last transition" (BN-ReLU + global average pooling) that yields the *deep features*
 on which center loss acts, and a 7-way linear classifier.
 
 The code follows torchvision's ``densenet.py`` in style (one module per idea) but is
-written for this paper: CIFAR-style 3×3 stem, three blocks, Table I sizes.
+written for DenseNet-CL: CIFAR-style 3×3 stem, three blocks, Table I sizes.
 
 Input size (why ``PAPER_INPUT_SIZE = 42``)
 ------------------------------------------
 Table I gives 21×21 after the stem, then 10×10, 5×5 and a 5×5 global pool. FER-2013
-images are 48×48, which gives 24×24 after a stride-2 stem, so the paper cannot have
+images are 48×48, which gives 24×24 after a stride-2 stem, so DenseNet-CL cannot have
 fed the raw 48×48 image. For a 3×3 stride-2 conv:
 
 * padding 1 (PyTorch; same as TensorFlow ``'SAME'``, which gives ⌈H/2⌉):
@@ -20,12 +20,12 @@ fed the raw 48×48 image. For a 3×3 stride-2 conv:
 * TensorFlow ``'VALID'``: out = ⌊(H − 3)/2⌋ + 1 = 21  ⇔  H ∈ {43, 44};
 * H = 48 gives 24 → 12 → 6 (and a 6×6 global pool).
 
-The paper does not say how it got from 48 to 42 (its random-crop augmentation pads
+DenseNet-CL does not say how it got from 48 to 42 (its random-crop augmentation pads
 the 48×48 image and crops back to 48×48, so it does *not* produce 42×42 crops).
 ferlib's choice: the stem uses padding 1 and **the model accepts any input size**
-(the last pooling is global, ``AdaptiveAvgPool2d(1)``), and the densenet recipe
-**resizes the whole (augmented) 48×48 face to 42×42**. Resizing keeps the full field
-of view on which the paper's augmentation operates and is identical at train and test
+(the last pooling is global, ``AdaptiveAvgPool2d(1)``), and the DenseNet-CL recipes
+**resize the whole (augmented) 48×48 face to 42×42**. Resizing keeps the full field
+of view on which DenseNet-CL's augmentation operates and is identical at train and test
 time, so no test-time crop choice (center crop, ten-crop) enters the comparison;
 with 42×42 input every intermediate size equals Table I. Feeding 48×48 directly also
 works (24, 24, 12, 12, 6, 1) — handy for ablations.
@@ -42,7 +42,7 @@ block for DenseNet *and* DenseNet-BC, for all four variants.
 
 Transition: BN-ReLU-Conv1×1-AvgPool (with ReLU)
 -----------------------------------------------
-The paper (copying Huang et al.'s text) says "batch normalization layer and a 1×1
+DenseNet-CL (copying Huang et al.'s text) says "batch normalization layer and a 1×1
 convolutional layer followed by a 2×2 average pooling layer" — no ReLU. ferlib puts a
 ReLU between BN and the 1×1 conv, like Huang et al.'s reference (Lua Torch) code,
 torchvision and the public TensorFlow DenseNets, which all use the pre-activation
@@ -53,10 +53,10 @@ not change any parameter count.
 
 Initialization
 --------------
-§IV-C: "variance scaling initializer (He initializer)" for all weights. ferlib uses
+DenseNet-CL §IV-C: "variance scaling initializer (He initializer)" for all weights. ferlib uses
 ``kaiming_normal_(mode="fan_in", nonlinearity="relu")``, i.e. std = sqrt(2 / fan_in),
 for every conv and for the classifier's weight: fan_in is the default of TensorFlow's
-variance-scaling/He initializer (the paper's framework), of ``kaiming_normal_`` and of
+variance-scaling/He initializer (DenseNet-CL's framework), of ``kaiming_normal_`` and of
 torchvision's DenseNet. (TensorFlow draws from a truncated normal rescaled to the same
 std; the difference is immaterial.) BatchNorm: weight 1, bias 0. Linear bias: 0.
 Convolutions have no bias (each is followed, in its consumer, by a BatchNorm).
@@ -198,7 +198,7 @@ class DenseNet(nn.Module):
     """DenseNet of Table I: stem, ``num_blocks`` dense blocks with transitions, classifier.
 
     Args:
-        layers_per_block: L, layers per dense block (12 in the paper).
+        layers_per_block: L, layers per dense block (12 in DenseNet-CL).
         growth_rate: k (12 for DenseNet, 32 for WideDenseNet).
         bottleneck: use BN-ReLU-Conv1×1(4k) before each 3×3 conv (the "B").
         compression: θ of the transitions; θ < 1 is the "C".
@@ -258,7 +258,7 @@ class DenseNet(nn.Module):
 
     @property
     def depth(self) -> int:
-        """The paper's depth ``3L + 4``: stem + 3×3 convs + transition convs + FC."""
+        """DenseNet-CL's depth ``3L + 4``: stem + 3×3 convs + transition convs + FC."""
         return 1 + self.num_blocks * self.layers_per_block + (self.num_blocks - 1) + 1
 
     @property

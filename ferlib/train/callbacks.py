@@ -66,8 +66,9 @@ class TimeBudget(Callback):
     is the warm-up of the cosine schedule, so its length does not depend on the plan):
     the same from the measured epoch -- training, PublicTest evaluation, checkpoints --
     and a final evaluation of 12 passes (best + last five checkpoints, two splits).
-    The plan is stored in ``trainer.state.plan`` and saved with every checkpoint, so a
-    resumed run keeps it.
+    After later epochs the plan is only ever shortened, when the measured epochs run
+    slower than planned (another job on the machine).  The plan is stored in
+    ``trainer.state.plan`` and saved with every checkpoint, so a resumed run keeps it.
     """
 
     FINAL_EVAL_PASSES = 12
@@ -105,7 +106,7 @@ class TimeBudget(Callback):
 
     def on_step_end(self, trainer) -> None:
         s = trainer.state
-        if s.epoch != 0 or trainer.state.plan.get("planned_by") == "epoch 1":
+        if s.epoch != 0 or trainer.state.plan.get("planned_by", "calibration") != "calibration":
             trainer.state.plan["elapsed_s"] = self.elapsed()
             return
         if s.steps == self.skip_steps:
@@ -130,6 +131,13 @@ class TimeBudget(Callback):
             left = self.seconds_left() - self.FINAL_EVAL_PASSES * eval_s
             self._set(trainer, 1 + math.floor(left / epoch_s), "epoch 1", epoch_s=epoch_s, eval_s=eval_s,
                       images_per_s=record["images_per_s"])
+        elif record["epoch"] > 1:  # behind plan (a loaded machine)? shorten the run, never lengthen it
+            epoch_s = now - self._epoch_start
+            left = self.seconds_left() - self.FINAL_EVAL_PASSES * record["eval_seconds"]
+            fits = record["epoch"] + max(0, math.floor(left / epoch_s))
+            if fits < trainer.epochs:
+                plan = {k: v for k, v in trainer.state.plan.items() if k not in ("budget_s", "epochs", "planned_by")}
+                self._set(trainer, max(fits, record["epoch"]), f"re-planned after epoch {record['epoch']}", **plan)
         trainer.state.plan["elapsed_s"] = self.elapsed()
         self._epoch_start = now
 

@@ -190,8 +190,8 @@ def _ours(results: dict, key: str):
     """Our number (in %) for a ``paper_results`` key, or ``None`` when the results file lacks it.
 
     ``PublicTest`` / ``PrivateTest``: accuracy on that split; ``ensemble_<split>``: the
-    last-five checkpoint ensemble; ``accuracy`` / ``f1`` (cl-resnet50 Table 3, whose
-    evaluation split is neither of ours): PrivateTest accuracy / macro F1.
+    last-five checkpoint ensemble; ``accuracy`` / ``f1`` (CL-ResNet50 Table 3, whose
+    evaluation split is not stated): PrivateTest accuracy / macro F1.
     """
     metrics = results.get("metrics", {})
     if key in metrics:
@@ -207,13 +207,29 @@ def _ours(results: dict, key: str):
     return None
 
 
-def paper_vs_ours(names, *, results_dir: str | Path | None = None, recipes=None):
-    """Paper numbers beside ours for each recipe name (pandas DataFrame, one row per recipe).
+def run_label(results: dict) -> str:
+    """What kind of run a results file holds: ``full profile`` or ``60-min budget``, with its device."""
+    prov = results.get("provenance", {})
+    budget = results.get("budget") or {}
+    kind = f"{budget['minutes']:g}-min budget" if budget.get("kind") == "wall-clock" else f"{results.get('profile')} profile"
+    threads = f", {prov.get('cpu_threads')} thread(s)" if str(prov.get("device", "")).startswith("cpu") else ""
+    return f"{kind}, {prov.get('device_name')}{threads}, {results.get('epochs_run')} epochs, {results.get('precision', 'fp32')}"
 
-    The paper's numbers come from ``RECIPES[name].paper_results``; ours from
-    ``results/<name>.json`` (a full-profile run) when it exists -- its ``status`` names
-    the file, profile, device and git sha -- else ``"not yet run"`` and the command
-    that produces it.  A name that is not a registered recipe gets a row that says so.
+
+def budget_results(name: str, results_dir: Path) -> list[Path]:
+    """Wall-clock-budget results files of recipe ``name`` (``budget/NAME-<M>min-<device>.json``)."""
+    return sorted(p for p in (results_dir / "budget").glob(f"{name}-*min-*.json")
+                  if p.stem.rsplit("-", 2)[0] == name)
+
+
+def paper_vs_ours(names, *, results_dir: str | Path | None = None, recipes=None, budget_runs: bool = True):
+    """Paper numbers beside ours for each recipe name (pandas DataFrame).
+
+    One row per recipe for the full-profile run (``results/<name>.json``; "not yet run"
+    and the command when it is missing), plus one row per wall-clock-budget run
+    (``results/budget/<name>-<M>min-<device>.json``) when ``budget_runs``.  The ``run``
+    column names the budget, device, threads, epochs and precision; ``status`` the file
+    and git sha.  A name that is not a registered recipe gets a row that says so.
     """
     import pandas as pd
 
@@ -226,22 +242,23 @@ def paper_vs_ours(names, *, results_dir: str | Path | None = None, recipes=None)
         if recipe is None:
             rows.append({"recipe": name, "row": "(not a registered recipe in this version of ferlib)"})
             continue
-        row = {"recipe": name, "row": recipe.row}
-        path = results_dir / f"{name}.json"
-        results = load_results(path) if path.is_file() else None
-        for key, value in recipe.paper_results.items():
-            row[f"paper {key}"] = value
-            if results is None:
-                row[f"ours {key}"] = NOT_RUN
-            else:
-                ours = _ours(results, key)
+        full = results_dir / f"{name}.json"
+        files = [full] + (budget_results(name, results_dir) if budget_runs else [])
+        for path in files:
+            results = load_results(path) if path.is_file() else None
+            if results is None and path is not full:
+                continue
+            row = {"recipe": name, "row": recipe.row,
+                   "run": run_label(results) if results else "full profile"}
+            for key, value in recipe.paper_results.items():
+                row[f"paper {key}"] = value
+                ours = _ours(results, key) if results else NOT_RUN
                 row[f"ours {key}"] = ours if ours is not None else "not in results file"
-        if results is None:
-            row["status"] = HOW_TO_RUN.format(name=name)
-        else:
-            prov = results.get("provenance", {})
-            row["status"] = (f"{path.name}: {results.get('profile')} profile, {prov.get('device_name')}, "
-                             f"git {str(prov.get('git_sha', ''))[:8]}"
-                             + (", SYNTHETIC data" if results.get("synthetic") else ""))
-        rows.append(row)
+            if results is None:
+                row["status"] = HOW_TO_RUN.format(name=name)
+            else:
+                prov = results.get("provenance", {})
+                row["status"] = (f"{path.relative_to(results_dir)}: git {str(prov.get('git_sha', ''))[:8]}"
+                                 + (", SYNTHETIC data" if results.get("synthetic") else ""))
+            rows.append(row)
     return pd.DataFrame(rows)

@@ -7,8 +7,8 @@
 * :class:`CenterGridExplorer` -- sliders over lambda and alpha that redraw at once
   by picking a precomputed run (ipywidgets ``SelectionSlider`` + ``interactive``).
 * :func:`scatter3d` -- a plotly 3-D scatter of 3-D deep features with their centers.
-* :func:`embedding_panels` -- t-SNE / PCA maps side by side (densenet Fig. 6,
-  cl-resnet50 Fig. 1).
+* :func:`embedding_panels` -- t-SNE / PCA maps side by side (DenseNet-CL Fig. 6,
+  CL-ResNet50 Fig. 1).
 * :func:`separation_table` -- the numbers (paper-vs-ours tables: :func:`ferlib.train.results.paper_vs_ours`).
 
 Matplotlib figures are built without pyplot (nothing left in a global figure list);

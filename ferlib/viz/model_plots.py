@@ -32,7 +32,7 @@ def complexity_vs_growth(rows: Sequence[Mapping], *, highlight: Sequence[tuple[s
 
     ``rows``: dicts with keys ``family`` (e.g. "DenseNet-BC"), ``k``, ``params`` and
     ``flops`` (per image, 2 × multiply-adds). ``highlight``: ``(family, k)`` points to
-    ring (the paper's networks). Both y axes are logarithmic: the counts grow roughly
+    ring (DenseNet-CL's four networks). Both y axes are logarithmic: the counts grow roughly
     like k², which shows as parallel straight-ish lines.
     """
     rows = list(rows)
@@ -62,7 +62,7 @@ def complexity_vs_growth(rows: Sequence[Mapping], *, highlight: Sequence[tuple[s
         ax.set_ylabel(label)
         ax.set_xticks(sorted({r["k"] for r in rows}))
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8, title="rings: the paper's networks" if highlight else None, title_fontsize=7)
+    axes[0].legend(fontsize=8, title="rings: DenseNet-CL's networks" if highlight else None, title_fontsize=7)
     fig.suptitle(title, fontsize=10)
     return fig
 
