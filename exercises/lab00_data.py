@@ -10,6 +10,7 @@
 #     language: python
 #     name: python3
 # ---
+# Generated from solutions/lab00_data.py by `python -m ferlib.labs sync`; edit that file, not this one.
 
 # %% [markdown]
 # # Lab 00 — FER-2013 data (exercise)

@@ -10,6 +10,7 @@
 #     language: python
 #     name: python3
 # ---
+# Generated from solutions/lab02_densenet.py by `python -m ferlib.labs sync`; edit that file, not this one.
 
 # %% [markdown]
 # # Lab 02 — DenseNet from blocks (exercise)

@@ -10,6 +10,7 @@
 #     language: python
 #     name: python3
 # ---
+# Generated from solutions/lab03_center_loss.py by `python -m ferlib.labs sync`; edit that file, not this one.
 
 # %% [markdown]
 # # Lab 03 — Center loss (exercise)

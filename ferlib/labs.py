@@ -91,6 +91,18 @@ def exercise_from_solution(text: str) -> str:
     return result.rstrip("\n") + "\n"
 
 
+GENERATED = "Generated"
+
+
+def _mark_generated(percent_text: str, source: Path) -> str:
+    """Put the "generated from ...; edit that file" line after the jupytext header."""
+    marker = f"# {GENERATED} from {source} by `python -m ferlib.labs sync`; edit that file, not this one.\n"
+    if percent_text.startswith("# ---\n"):
+        end = percent_text.index("# ---\n", 6) + len("# ---\n")
+        return percent_text[:end] + marker + percent_text[end:]
+    return marker + percent_text
+
+
 def exercise_path(solution: Path) -> Path:
     return solution.parent.parent / "exercises" / solution.name
 
@@ -99,13 +111,20 @@ def expected_files(root: Path = ROOT) -> dict[Path, str]:
     """Every generated file (exercise .py, every .ipynb) and the text it should have."""
     import jupytext
 
+    import nbformat
+
     files: dict[Path, str] = {}
     for sol in sorted((root / "solutions").glob("*.py")):
-        files[exercise_path(sol)] = exercise_from_solution(sol.read_text())
+        files[exercise_path(sol)] = _mark_generated(exercise_from_solution(sol.read_text()), sol.relative_to(root))
     sources = {p: p.read_text() for d in NOTEBOOK_DIRS for p in sorted((root / d).glob("*.py"))}
     sources.update({p: t for p, t in files.items()})
     for py, text in sources.items():
         nb = jupytext.reads(text, fmt="py:percent")
+        if nb.cells and nb.cells[0].cell_type == "code" and nb.cells[0].source.startswith(f"# {GENERATED} from"):
+            nb.cells.pop(0)  # the exercise .py's marker line; the notebook gets its own below
+        source = (root / "solutions" / py.name) if py.parent.name == "exercises" else py
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+            f"*{GENERATED} from `{source.relative_to(root)}` by `python -m ferlib.labs sync`; edit that file.*"))
         for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives the same file
             cell.id = hashlib.sha1(f"{py.relative_to(root)}:{i}".encode()).hexdigest()[:8]
         nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}

@@ -25,7 +25,3 @@ def get_profile(profile: str | None = None) -> str:
         raise ValueError(f"unknown profile {name!r} (from {'argument' if profile else PROFILE_ENV}); "
                          f"expected one of {PROFILES}")
     return name
-
-
-def is_quick(profile: str | None = None) -> bool:
-    return get_profile(profile) == "quick"

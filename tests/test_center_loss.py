@@ -9,12 +9,11 @@ from ferlib.losses import (
     SoftmaxCenterLoss,
     center_loss,
     center_update,
-    inter_class_distance,
-    intra_class_spread,
     rule_alpha_from_sgd,
     separate_lr_grad_scale,
     sgd_lr_from_rule_alpha,
 )
+from ferlib.evaluate.separation import inter_class_distance, intra_class_spread
 from ferlib.numerics import check_gradient
 
 # ---------------------------------------------------------------------------

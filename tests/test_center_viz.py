@@ -157,20 +157,30 @@ def test_paper_vs_ours_table(tmp_path):
     row = t.set_index("recipe").loc[name]
     assert row["paper PublicTest"] == recipe.paper_results["PublicTest"]  # from the recipe, never typed in
     assert row["ours PublicTest"] == 65.1 and row["ours ensemble_PrivateTest"] == 66.7
-    assert "GPU" in row["status"]
+    assert "GPU" in row["run"] and "full profile" in row["run"] and "0123456" in row["status"]
     other = t.set_index("recipe").loc["wide-densenet"]
     assert other["ours PublicTest"] == results_mod.NOT_RUN and "--profile full" in other["status"]
     assert "not a registered recipe" in t.set_index("recipe").loc["no-such-recipe", "row"]
     assert results_mod._ours(results, "f1") == 60.0 and results_mod._ours(results, "accuracy") == 66.0
+    # a wall-clock-budget run gets its own row, labelled with its budget and device
+    (tmp_path / "budget").mkdir()
+    budget = {**results, "budget": {"kind": "wall-clock", "minutes": 60}, "epochs_run": 16, "precision": "bf16",
+              "provenance": {"device": "cpu", "device_name": "Some CPU", "cpu_threads": 1, "git_sha": "fedcba98"}}
+    (tmp_path / "budget" / f"{name}-60min-cpu.json").write_text(json.dumps(budget))
+    (tmp_path / "budget" / f"{name}-center-60min-cpu.json").write_text(json.dumps(budget))  # another recipe's
+    rows = paper_vs_ours([name], results_dir=tmp_path)
+    assert len(rows) == 2 and "60-min budget, Some CPU, 1 thread(s), 16 epochs, bf16" == rows.iloc[1]["run"]
 
 
 def test_checkpoint_features():
     from ferlib.data.normalize import fit_normalizer
     from ferlib.models.registry import build_model
+    from ferlib.data.transforms import BatchAugment
     from ferlib.train.checkpoint import LoadedModel
 
     pixels = np.random.default_rng(0).integers(0, 256, size=(5, 48, 48), dtype=np.uint8)
     model = build_model("tiny-densenet")
-    loaded = LoadedModel(model, fit_normalizer("pixel", pixels), 42, 1, [str(i) for i in range(7)], {})
-    logits, feats = toy.checkpoint_features(loaded, pixels, batch_size=2)
+    loaded = LoadedModel(model, fit_normalizer("pixel", pixels), BatchAugment(out_size=42), 42, 1,
+                         [str(i) for i in range(7)], {})
+    logits, feats = (t.numpy() for t in loaded.predict_outputs(pixels, batch_size=2))
     assert logits.shape == (5, 7) and feats.shape == (5, model.feature_dim)

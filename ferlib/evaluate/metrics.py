@@ -62,3 +62,15 @@ def classification_metrics(probs_or_logits, labels, class_names) -> dict:
         "per_class": per_class,
         "confusion_matrix": confusion_matrix(true, pred, labels=list(range(k))).tolist(),
     }
+
+
+def accuracy_difference(acc_a: float, acc_b: float, n: int) -> dict:
+    """``acc_b - acc_a`` with its binomial standard error, for two models scored on the same ``n`` images.
+
+    The error treats the two accuracies as independent binomial proportions,
+    ``sqrt(a(1-a)/n + b(1-b)/n)`` -- conservative for two models tested on the same
+    images (their errors are positively correlated).  ``z`` = difference / error.
+    """
+    se = float(np.sqrt(acc_a * (1 - acc_a) / n + acc_b * (1 - acc_b) / n))
+    diff = float(acc_b - acc_a)
+    return {"difference": diff, "standard_error": se, "z": diff / se if se > 0 else float("nan"), "n": int(n)}

@@ -52,7 +52,6 @@ __all__ = [
     "center_grid",
     "grid_settings",
     "separation_stats",
-    "checkpoint_features",
     "torch_threads",
 ]
 
@@ -284,24 +283,3 @@ def center_grid(data: ToyData, lambdas=(0.0, 0.01, 0.1, 1.0), alphas=(0.1, 0.5, 
                       f"spread {r.train_stats['intra_class_spread']:.3g}  ({r.seconds:.1f} s)")
     return CenterGrid(lambdas, alphas, runs, data.class_names, data.tag, data.held_out,
                       time.perf_counter() - start, dict(train_kwargs))
-
-
-# -- deep features of a saved model -------------------------------------------------------
-
-@torch.no_grad()
-def checkpoint_features(loaded, pixels: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits, deep features)`` of uint8 faces ``(N, 48, 48)`` through a
-    :class:`~ferlib.train.checkpoint.LoadedModel`, preprocessed as training evaluated them."""
-    from ..data.transforms import resize_batch, to_channels
-
-    model = loaded.model.eval()
-    device = next(model.parameters()).device
-    logits, feats = [], []
-    for i in range(0, len(pixels), batch_size):
-        x = torch.as_tensor(np.asarray(pixels[i:i + batch_size]), device=device).float()
-        x = loaded.normalizer(x.unsqueeze(1) if x.ndim == 3 else x)
-        x = to_channels(resize_batch(x, loaded.input_size), loaded.in_channels)
-        out, f = model.forward_with_features(x)
-        logits.append(out.float().cpu())
-        feats.append(f.float().cpu())
-    return torch.cat(logits).numpy(), torch.cat(feats).numpy()

@@ -249,7 +249,7 @@ def separation_table(features: Mapping[str, tuple]):
     """Intra-class spread, inter-class distance and their ratio for each ``name -> (features, labels)``."""
     import pandas as pd
 
-    from ..train.embedding_demo import separation_stats
+    from ..evaluate.separation import separation_stats
 
     rows = []
     for name, (f, y) in features.items():
