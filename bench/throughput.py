@@ -322,12 +322,12 @@ def _subset(split, per_class, seed):
 
 
 def tta_conventional(recipe, train, val, args, device, log) -> dict:
-    from ferlib.train.trainer import build_scheduler
+    from ferlib.train.schedules import build_schedule
 
     sync(device)
     t0 = time.perf_counter()
     runner = ConventionalStep(recipe, train, device=device, workers=args.workers, seed=args.seed)
-    scheduler = build_scheduler(recipe, runner.optimizer)
+    schedule = build_schedule(recipe.schedule, recipe, runner.optimizer, len(runner.loader))
     # evaluation: Resize + ToTensor + Normalize with the *training* mean/std; in the main process
     val_loader, _ = conventional_loader(val.pixels, val.labels, input_size=recipe.input_size, batch_size=256,
                                         workers=0, device=device, train=False, norm=runner.norm)
@@ -337,8 +337,7 @@ def tta_conventional(recipe, train, val, args, device, log) -> dict:
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         for x, y in runner.loader:
             loss_sum += runner.step(x, y).double() * y.shape[0]
-        if scheduler is not None:
-            scheduler.step(float(loss_sum) / len(train))
+        schedule.after_epoch(float(loss_sum) / len(train))
         runner.model.eval()
         correct = torch.zeros((), device=device, dtype=torch.int64)
         with torch.no_grad():

@@ -39,7 +39,7 @@ def test_throughput_smoke(throughput, tmp_path, capsys):
     assert "SYNTHETIC" in text  # says which data was used
     for pipeline in ("conventional", "ferlib"):
         assert pipeline in text
-    assert "ratio" in text and "ferlib / conventional" in text
+    assert "ratio" in text and ") / conventional" in text and ") / ferlib fp32" in text
 
     saved = json.loads(out.read_text())
     assert saved["settings"]["steps"] == 2 and saved["settings"]["batch_size"] == 8
@@ -51,7 +51,7 @@ def test_throughput_smoke(throughput, tmp_path, capsys):
 
     (row,) = saved["throughput"]
     assert row["model"] == "tiny-densenet" and row["images_per_round"] == 16
-    for pipeline in ("conventional", "ferlib"):
+    for pipeline in ("conventional", "ferlib-fp32", "ferlib"):
         rounds = row[pipeline]["rounds"]
         assert len(rounds) == 2 and all(r["images"] == 16 and r["seconds"] > 0 for r in rounds)
         assert row[pipeline]["images_per_s_median"] > 0
@@ -78,3 +78,19 @@ def test_time_to_accuracy_and_full_run_smoke(throughput, tmp_path, capsys):
     assert run["epochs"] == 1 and run["wall_s"] > 0 and full.exists()
     assert run["canonical"] is False and run["meets_bar"] is None  # a smoke run is never judged against the bar
     assert "bar not judged" in text
+
+
+def test_cpu_paths_smoke(tmp_path, capsys):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    import cpu_paths
+
+    out = tmp_path / "paths.json"
+    report = cpu_paths.main(["--models", "tiny-densenet", "--batch", "4", "--steps", "1", "--rounds", "2",
+                             "--threads", "1", "--out", str(out)])
+    assert json.loads(out.read_text())["models"]["tiny-densenet"]["1"]["bf16+cl"]["images_per_s"] > 0
+    res = report["models"]["tiny-densenet"][1]
+    for path in cpu_paths.PATHS:
+        assert len(res[path]["rounds"]) == 2 and 0 < res[path]["fraction_of_peak"]
+    assert "bf16+cl / fp32" in capsys.readouterr().out
+    assert report["matmul_peak_gflops"][1]["bf16"] > 0 and "git_sha" in report["provenance"]

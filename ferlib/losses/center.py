@@ -393,8 +393,9 @@ class SoftmaxCenterLoss(Criterion):
                 stacklevel=2,
             )
             self._warned_adaptive = True
-        self.feature_grad_scale = separate_lr_grad_scale(float(optimizer.param_groups[0]["lr"]),
-                                                         self.center_term_lr)
+        lr = float(optimizer.param_groups[0]["lr"])
+        # lr 0 (the last step of a cosine schedule): the optimiser moves nothing, whatever the scale
+        self.feature_grad_scale = separate_lr_grad_scale(lr, self.center_term_lr) if lr > 0 else 0.0
 
     def extra_param_groups(self) -> list[dict]:
         """``[]`` for the rule; the centers (own lr, ``weight_decay=0``) for ``"gradient"``."""

@@ -115,6 +115,7 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
     ``minutes``: a wall-clock budget on the whole splits (see :mod:`ferlib.train.build`).
     """
     started = time.time()
+    code_version = git_info()  # at the start: the code this run was started from
     profile = get_profile(profile)
     device = resolve_device(device)
     results_path = Path(results_path) if results_path else default_results_path(recipe, profile, minutes, device)
@@ -159,7 +160,7 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
         "config": recipe.to_dict(),
         "model_weights": getattr(trainer.model, "weights_source", None),
         "augment": run.augment.to_dict(),
-        "provenance": {**git_info(), **device_info(device), "versions": library_versions(),
+        "provenance": {**code_version, **device_info(device), "versions": library_versions(),
                        "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_time_s": time.time() - started, "command": " ".join(sys.argv),
                        "run_dir": str(run_dir)},

@@ -1,0 +1,131 @@
+"""The CPU fast path, measured: one training step of each paper model, every precision/layout, side by side.
+
+For each model at its recipe's input size (batch 128), in one run, interleaved rounds:
+
+* ``fp32``            -- float32, contiguous (the kit's path before the bf16 default)
+* ``fp32+cl``         -- float32, channels_last
+* ``bf16``            -- bf16 autocast (oneDNN's bf16 kernels: AVX512-BF16 / AMX where the CPU has them)
+* ``bf16+cl``         -- bf16 autocast + channels_last (ferlib's default where ``cpu_has_fast_bf16()``)
+* ``bf16+cl+compile`` -- the same under ``torch.compile`` (inductor), only with ``--compile`` (minutes to compile)
+
+and the matrix-product peak (2048^2 float32 and bf16) measured in the same run, so the
+achieved GFLOP/s of each path (images/s x 3 x forward FLOPs per image) can be read as a
+fraction of what the matrix units do.  Writes ``results/bench_cpu_paths.json``.
+
+    python bench/cpu_paths.py                     # densenet-bc, 2 threads
+    python bench/cpu_paths.py --models densenet,densenet-bc,wide-densenet,wide-densenet-bc --threads 1,2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+PATHS = ("fp32", "fp32+cl", "bf16", "bf16+cl")
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / min(times) / 1e9
+
+
+class Step:
+    def __init__(self, model_name: str, input_size: int, path: str, batch: int, seed: int = 0):
+        from ferlib.models import build_model
+
+        torch.manual_seed(seed)
+        self.cl, self.bf16 = "+cl" in path, path.startswith("bf16")
+        self.model = build_model(model_name, num_classes=7, in_channels=1)
+        self.x = torch.randn(batch, 1, input_size, input_size)
+        self.y = torch.randint(0, 7, (batch,))
+        if self.cl:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True, foreach=True)
+        self.forward = torch.compile(self.model) if path.endswith("compile") else self.model
+
+    def __call__(self) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.forward(self.x)
+        loss = torch.nn.functional.cross_entropy(out.float(), self.y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="densenet-bc")
+    p.add_argument("--threads", default="2", help="comma-separated thread counts")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--compile", action="store_true", help="also time bf16+cl under torch.compile")
+    p.add_argument("--out", default=str(REPO / "results" / "bench_cpu_paths.json"))
+    args = p.parse_args(argv)
+
+    from ferlib.models import build_model
+    from ferlib.models.summary import count_flops
+    from ferlib.train.precision import cpu_has_fast_bf16
+    from ferlib.train.recipes import RECIPES
+    from ferlib.train.results import device_info, git_info, library_versions
+
+    paths = PATHS + (("bf16+cl+compile",) if args.compile else ())
+    started = time.time()
+    out = {"batch": args.batch, "steps": args.steps, "rounds": args.rounds, "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+           "models": {}}
+    for threads in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(threads)
+        peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+        out.setdefault("matmul_peak_gflops", {})[threads] = peak
+        print(f"threads {threads}: matmul peak fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+        for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+            size = RECIPES[name].input_size if name in RECIPES else 42
+            model_name = RECIPES[name].model if name in RECIPES else name
+            fwd = count_flops(build_model(model_name, num_classes=7, in_channels=1), (1, size, size))
+            steps = {path: Step(model_name, size, path, args.batch) for path in paths}
+            for s in steps.values():  # warm-up (and compilation)
+                s(), s()
+            rates = {path: [] for path in paths}
+            for r in range(args.rounds):
+                for path in (paths if r % 2 == 0 else paths[::-1]):
+                    t = time.perf_counter()
+                    for _ in range(args.steps):
+                        steps[path]()
+                    rates[path].append(args.batch * args.steps / (time.perf_counter() - t))
+            res = {}
+            for path in paths:
+                ips = statistics.median(rates[path])
+                gflops = ips * 3 * fwd / 1e9
+                res[path] = {"images_per_s": ips, "rounds": rates[path], "gflops": gflops,
+                             "fraction_of_peak": gflops / peak["bf16" if path.startswith("bf16") else "fp32"]}
+                print(f"  {name:<18s} {path:<16s} {ips:7.1f} img/s  {gflops:6.1f} GFLOP/s "
+                      f"({100 * res[path]['fraction_of_peak']:.1f} % of the {path[:4]} matmul peak)")
+            res["ratio_default_over_fp32"] = res["bf16+cl"]["images_per_s"] / res["fp32"]["images_per_s"]
+            print(f"  {name:<18s} bf16+cl / fp32 = {res['ratio_default_over_fp32']:.2f}x")
+            out["models"].setdefault(name, {})[threads] = {"forward_gflop_per_image": fwd / 1e9, **res}
+    out["provenance"] = {**git_info(), **device_info(torch.device("cpu")), "versions": library_versions(),
+                         "wall_time_s": time.time() - started, "command": " ".join(sys.argv)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    print(f"-> {args.out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
