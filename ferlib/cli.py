@@ -1,10 +1,12 @@
-"""Command line: ``python -m ferlib ...``.
+"""Command line: python -m ferlib ...
 
     python -m ferlib data summary [--data-dir DIR] [--json]
     python -m ferlib recipes
-    python -m ferlib train RECIPE [--profile quick|full] [--data-dir DIR] [--device D] [--seed S] [--out DIR]
+    python -m ferlib train RECIPE [--profile quick|full] [--minutes M] [--data-dir DIR] [--device D] [--seed S]
 
-Bad input exits with status 2 and a message naming the file, the row and the fix.
+A mistake (an unknown recipe or profile, a device that is not there, bad data) exits
+with status 2 and one message saying what is wrong and how to fix it; --debug shows
+the traceback as well.  Ctrl-C during training saves a checkpoint and exits with 130.
 """
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ import json
 import sys
 
 from .data.errors import DataFormatError, DataNotFoundError
+from .errors import UsageError
+
+USER_ERRORS = (UsageError, DataFormatError, DataNotFoundError)
 
 
 def _data_summary(args) -> int:
@@ -65,6 +70,7 @@ def _data_summary(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ferlib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="inspect the data ferlib finds")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -79,9 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     try:
         return args.func(args)
-    except (DataFormatError, DataNotFoundError) as e:
+    except USER_ERRORS as e:
+        if args.debug:
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `python -m ferlib recipes | head`
+        sys.stderr.close()
+        return 0

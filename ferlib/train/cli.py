@@ -1,18 +1,57 @@
-"""``python -m ferlib recipes`` and ``python -m ferlib train RECIPE``."""
+"""python -m ferlib recipes and python -m ferlib train RECIPE.
+
+Every argument is checked before any data is loaded: a mistake costs a message, not
+a minute of loading and a traceback (:class:`ferlib.errors.UsageError`).
+"""
 from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
 
+from ..errors import UsageError
+
+
+def parse_device(text: str | None):
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a :class:`torch.device` that exists here, else UsageError."""
+    import torch
+
+    from .build import resolve_device
+
+    try:
+        device = resolve_device(text)
+    except RuntimeError:
+        raise UsageError(f"unknown device {text!r}", "use --device cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {text}: this machine has no CUDA device visible to torch "
+                             f"(torch {torch.__version__}, CUDA build {torch.version.cuda})",
+                             "use --device cpu (with --minutes M for a wall-clock budget), or run on a GPU machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here",
+                             f"use cuda:0 ... cuda:{torch.cuda.device_count() - 1}")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {text}: ferlib trains on cpu or cuda", "use --device cpu, cuda, cuda:N or auto")
+    return device
+
+
+def _user_choice(fn, *args):
+    """Call a resolver that raises KeyError/ValueError on a bad name, as a UsageError."""
+    try:
+        return fn(*args)
+    except (KeyError, ValueError) as e:
+        raise UsageError(str(e.args[0] if e.args else e)) from None
+
 
 def _list_recipes(args) -> int:
     from .recipes import RECIPES
 
-    width = max(len(n) for n in RECIPES)
+    rows = [("recipe", "paper table row", "model", "quick", "full", "paper's numbers (%)")]
     for name, r in sorted(RECIPES.items()):
         paper = ", ".join(f"{k} {v}" for k, v in r.paper_results.items() if not k.startswith("ensemble"))
-        print(f"{name:<{width}}  {r.row:<45} model={r.model:<17} quick={r.quick.epochs} ep  "
-              f"full={r.full.epochs} ep  paper: {paper}")
+        rows.append((name, r.row, r.model, f"{r.quick.epochs} ep", f"{r.full.epochs} ep", paper or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     return 0
 
 
@@ -21,30 +60,43 @@ def _train(args) -> int:
 
     from .. import paths
     from ..profiles import get_profile
-    from .build import resolve_device
     from .precision import resolve_precision
     from .recipes import get_recipe
     from .results import default_results_path, run_name, run_recipe
 
-    recipe = get_recipe(args.recipe)
-    profile = get_profile(args.profile)
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
+    recipe = _user_choice(get_recipe, args.recipe)
+    profile = _user_choice(get_profile, args.profile)
+    device = parse_device(args.device)
+    precision = _user_choice(resolve_precision, args.precision, device)
     if args.minutes is not None and not args.minutes > 0:
-        raise ValueError(f"--minutes must be > 0, got {args.minutes}")
+        raise UsageError(f"--minutes must be a positive number of minutes, got {args.minutes:g}")
+    if args.minutes is not None and profile == "full":
+        raise UsageError("--minutes and --profile full are two different budgets",
+                         "give one: --minutes M (the whole splits in M minutes) or --profile full (the paper's epochs)")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     results_path = (Path(args.out) / f"{recipe.name}.json" if args.out
                     else default_results_path(recipe, profile, args.minutes, device))
     run_dir = (Path(args.run_dir) if args.run_dir
                else paths.runs_dir() / run_name(recipe, profile, args.seed, args.minutes, device))
+    overwrite = args.overwrite or profile == "quick" or bool(args.out)
+    if results_path.exists() and not overwrite:
+        raise UsageError(f"{results_path} already holds a finished {profile}-profile result",
+                         "pass --overwrite to replace it, or --out DIR to write the new one elsewhere")
     if args.fresh and run_dir.exists():
         kept = run_dir.with_name(run_dir.name + _dt.datetime.now().strftime(".old-%Y%m%d-%H%M%S"))
         run_dir.rename(kept)
         print(f"[ferlib] previous run kept as {kept}")
+        old = sorted(run_dir.parent.glob(run_dir.name + ".old-*"))
+        if len(old) > 1:
+            size = sum(f.stat().st_size for d in old for f in d.rglob("*") if f.is_file()) / 2**20
+            print(f"[ferlib] {len(old)} old copies of this run take {size:.0f} MB; to remove all but the newest: "
+                  f"rm -r {' '.join(str(d) for d in old[:-1])}")
     run_recipe(recipe, profile=profile, data_dir=args.data_dir, device=device, seed=args.seed,
                results_path=results_path, run_dir=run_dir, resume=True, progress=not args.quiet,
-               overwrite=args.overwrite or profile == "quick" or bool(args.out), minutes=args.minutes,
+               overwrite=overwrite, minutes=args.minutes,
                precision=precision)
     return 0
 
