@@ -3,6 +3,8 @@
     python -m ferlib data summary [--data-dir DIR] [--json]
     python -m ferlib recipes
     python -m ferlib train RECIPE [--profile quick|full] [--minutes M] [--data-dir DIR] [--device D] [--seed S]
+    python -m ferlib predict PHOTO... [--model CHECKPOINT] [--json] [--out ANNOTATED.png]
+    python -m ferlib ensemble RUN_OR_RECIPE... [--method mean|vote|de] [--tta none|flip|tencrop] [--last-k K]
 
 A mistake (an unknown recipe or profile, a device that is not there, bad data) exits
 with status 2 and one message saying what is wrong and how to fix it; --debug shows
@@ -78,9 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--data-dir", help="folder or file with FER-2013 (default: $FERLIB_DATA_DIR, ./data, synthetic)")
     summary.add_argument("--json", action="store_true", help="print JSON")
     summary.set_defaults(func=_data_summary)
+    from .predict import add_predict_command
     from .train.cli import add_train_commands
 
     add_train_commands(sub)
+    add_predict_command(sub)
     return parser
 
 
