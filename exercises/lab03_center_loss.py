@@ -35,7 +35,7 @@
 # %%
 import numpy as np
 
-from ferlib.checks.center import check_center_loss_forward, check_center_loss_grad, check_center_update
+from ferlib.checks import check_center_loss_forward, check_center_loss_grad, check_center_update
 
 # %% [markdown]
 # ## Exercise 1 — the loss (Eq. 2)

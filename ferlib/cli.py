@@ -18,6 +18,7 @@ import sys
 
 from .data.errors import DataFormatError, DataNotFoundError
 from .errors import UsageError
+from .train.callbacks import TrainingInterrupted
 
 USER_ERRORS = (UsageError, DataFormatError, DataNotFoundError)
 
@@ -100,6 +101,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:  # Ctrl-C: the checkpoint is saved; one line says where and how to go on
+        if args.debug:
+            raise
+        print(f"[ferlib] {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # Ctrl-C outside a training step (training itself stops with TrainingInterrupted)
+        print("interrupted; a training run resumes from its last checkpoint when the same command runs again",
+              file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `python -m ferlib recipes | head`
         sys.stderr.close()
         return 0

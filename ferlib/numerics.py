@@ -6,7 +6,10 @@ central differences::
 
     from ferlib.numerics import check_gradient
     check_gradient(lambda x: f(x), x, analytic_grad, name="center loss dL/dx")
-    # center loss dL/dx: relative error 3.2e-10 (expect < 1e-07 in float64) PASS
+    # PASS center loss dL/dx: relative error 3.2e-10 (expect < 1e-07 in float64)
+
+The line has the format of the lab graders (:mod:`ferlib.checks.core`): ``PASS name:
+detail`` or ``FAIL name: detail`` and a hint.
 
 What "right" looks like (float64, h = 1e-5, smooth function):
 
@@ -201,12 +204,13 @@ def check_gradient(
     name : printed in front of the result, e.g. ``"center loss dL/dx"``.
     sparse : check only this many random entries (``seed``) instead of all -- for
         large ``x``, where all entries would mean too many calls of ``f``.
-    verbose : print the one-line result.
+    verbose : print the ``PASS`` line (a failure is always raised, never printed).
     elementwise : use the strict cs231n elementwise relative error instead of the
         scale-aware one (see the module docstring for why the default is scale-aware).
 
     Returns the relative error (see :func:`relative_error`); raises
-    ``AssertionError`` with the worst entry when it exceeds ``tol``.
+    ``AssertionError`` (its message: the ``FAIL`` line, the worst entry and a hint)
+    when it exceeds ``tol``.
     """
     label = name or "gradient"
     g_an = _to_numpy(analytic_grad)
@@ -225,27 +229,25 @@ def check_gradient(
     an = flat_an[idx]
     err = relative_error(an, num, elementwise=elementwise)
 
+    from .checks.core import fail_line, pass_line  # the graders' line format (imported here: graders use numerics)
+
     dt = _dtype_name(x)
-    verdict = "PASS" if err <= tol else "FAIL"
-    line = f"{label}: relative error {err:.1e} (expect < {tol:.0e} in {dt}) {verdict}"
+    result = f"relative error {err:.1e} (expect < {tol:.0e} in {dt})"
     if dt != "float64":
-        line += f"  [note: checks are only reliable in float64, x is {dt}]"
-    if verbose:
-        print(line)
-    if err > tol:
-        per = np.abs(an - num)
-        if elementwise:
-            per = per / np.maximum(np.abs(an) + np.abs(num), 1e-12)
-        k = int(np.argmax(per))
-        where = np.unravel_index(int(idx[k]), shape) if len(shape) else ()
-        ratio = an[k] / num[k] if num[k] != 0 else float("nan")
-        msg = (
-            f"{line}\n"
-            f"  checked {how} with h={h:g}; worst entry {tuple(int(w) for w in where)}: "
-            f"analytic {an[k]:.6g}, numerical {num[k]:.6g} "
-            f"(absolute error {abs(an[k] - num[k]):.2e}, analytic/numerical = {ratio:.4g}).\n"
-            "  A ratio such as 2 or -1 points at a missing factor or sign; with elementwise=True, "
-            "an absolute error near 1e-10 on an entry that is itself ~0 is roundoff, not a bug."
-        )
-        raise AssertionError(msg)
-    return err
+        result += f" [checks are only reliable in float64; x is {dt}]"
+    if err <= tol:
+        if verbose:
+            print(pass_line(label, result))
+        return err
+    per = np.abs(an - num)
+    if elementwise:
+        per = per / np.maximum(np.abs(an) + np.abs(num), 1e-12)
+    k = int(np.argmax(per))
+    where = np.unravel_index(int(idx[k]), shape) if len(shape) else ()
+    ratio = an[k] / num[k] if num[k] != 0 else float("nan")
+    problem = (f"{result}\n  checked {how} with h={h:g}; worst entry {tuple(int(w) for w in where)}: "
+               f"analytic {an[k]:.6g}, numerical {num[k]:.6g} (absolute error {abs(an[k] - num[k]):.2e}, "
+               f"analytic/numerical = {ratio:.4g})")
+    hint = ("a ratio such as 2 or -1 points at a missing factor or sign; with elementwise=True, an absolute "
+            "error near 1e-10 on an entry that is itself ~0 is roundoff, not a bug")
+    raise AssertionError(fail_line(label, problem, hint))

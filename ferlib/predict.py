@@ -238,3 +238,40 @@ def add_predict_command(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--out", help="write the photo with boxes and probability bars to this image file")
     p.set_defaults(func=_predict_command)
+
+
+def upload_widget(model):
+    """An ipywidgets ``FileUpload`` that runs :func:`predict_faces` on each photo dropped on it.
+
+    Shows the annotated photo and a table of probabilities per face, or says that no
+    face was found / the file is not an image.  Returns the widget (display it).
+    """
+    import io
+
+    import ipywidgets as W
+    from IPython.display import display
+    from PIL import Image
+
+    upload = W.FileUpload(accept="image/*", multiple=False, description="your photo")
+    out = W.Output()
+
+    def show(change) -> None:
+        out.clear_output()
+        with out:
+            for item in change["new"]:
+                try:
+                    photo = np.asarray(Image.open(io.BytesIO(bytes(item["content"]))).convert("RGB"))
+                except OSError as e:
+                    print(f"{item['name']}: not an image this kit can read ({e})")
+                    continue
+                faces = predict_faces(photo, model)
+                if not faces:
+                    print(f"{item['name']}: no face found (the detector looks for frontal faces)")
+                    continue
+                display(Image.fromarray(annotate(photo, faces)))
+                for f in faces:
+                    print(f"face at {tuple(f.box)}: {f.label}  "
+                          + ", ".join(f"{c} {p:.2f}" for c, p in zip(f.class_names, f.probabilities)))
+
+    upload.observe(show, names="value")
+    return W.VBox([upload, out])

@@ -51,11 +51,13 @@ from ferlib.data.classes import EMOTIONS, FERPLUS_CLASSES, FERPLUS_TO_FER2013, F
 from ferlib.data.discovery import DATA_ENV, load_fer2013, locate_data
 from ferlib.data.errors import DataFormatError
 from ferlib.data.normalize import ChannelStandardizer, ImageStandardizer, PixelStandardizer
-from ferlib.data.quality import duplicate_group_ids, quality_report
+from ferlib.data.quality import (blank_images, conflicting_groups, duplicate_group_ids, leaked_test_images,
+                                 quality_report)
 from ferlib.data.readers import read_fer2013_csv, read_image_folder, read_npz_xz
 from ferlib.data.transforms import PRESETS
 from ferlib.profiles import get_profile
 from ferlib.viz import data_plots as plots
+from ferlib.viz.source import show_code
 
 T0 = time.perf_counter()
 pd.set_option("display.width", 120)
@@ -74,7 +76,7 @@ print(f"profile: {get_profile()} (this chapter does the same work in both profil
 # | `fer2013.csv` (the challenge file) | header `emotion,pixels,Usage`; per row a class code 0–6, the 2,304 grey levels of the 48×48 image separated by spaces (row-major), and the split |
 # | `icml_face_data.csv` (another Kaggle download) | the same rows, columns in the order `emotion, Usage, pixels` — note the spaces in its header |
 # | an image folder (Kaggle "msambare") | `train/<class>/Training_*.jpg` and `test/<class>/PublicTest_*.jpg`, `test/<class>/PrivateTest_*.jpg`: the class is the folder, the split is the file-name prefix, and the pixels went through JPEG |
-# | `fer2013.npz.xz` | the exact pixels, labels and splits of `fer2013.csv` as compressed arrays (what this project's CI uses) |
+# | `fer2013.npz.xz` | the exact pixels, labels and splits of `fer2013.csv` as compressed arrays |
 #
 # Kaggle's `train.csv` / `test.csv` are *not* enough: they drop the `Usage` column, so
 # PublicTest and PrivateTest can no longer be told apart.
@@ -250,7 +252,10 @@ else:
                f"Always answering *{biggest}* scores {test_counts[biggest] / test_counts.sum():.1%} on PrivateTest: "
                f"that, not 1/7 = {1 / 7:.1%}, is the floor every model must clear.")
 display(Markdown(f"{finding} The largest difference between a class's share in a test split and in Training is "
-                 f"{spread:.1f} percentage points: PublicTest is a fair stand-in for PrivateTest. *[{ds.tag}]*"))
+                 f"{spread:.1f} percentage points"
+                 + (": the splits have nearly the same class mix, and PublicTest is a fair stand-in for PrivateTest."
+                    if spread < 2 else ": the class mix differs between splits; keep that in mind when PublicTest "
+                    "stands in for PrivateTest.") + f" *[{ds.tag}]*"))
 
 # %% [markdown]
 # ## 4. What the faces look like
@@ -286,17 +291,10 @@ pd.Series(report.as_dict(), name=ds.tag).to_frame()
 # label.
 
 # %%
-group = duplicate_group_ids(ds.pixels)
-rows = pd.DataFrame({"group": group, "label": ds.labels, "usage": ds.usage})
-train_labels = rows[rows.usage == "Training"].groupby("group")["label"].agg(set)
-leak_rows = []
-for s in SPLITS[1:]:
-    part = rows[rows.usage == s]
-    leaked = part[part.group.isin(train_labels.index)]
-    same = sum(lab in train_labels[g] for g, lab in zip(leaked.group, leaked.label))
-    leak_rows.append({"split": s, "images": len(part), "have a copy in Training": len(leaked),
-                      "… with the same label": same, "free accuracy, at most (points)": round(100 * same / len(part), 2)})
-pd.DataFrame(leak_rows).set_index("split")
+group = duplicate_group_ids(ds.pixels)  # computed once, shared by the cells below
+leaks = pd.DataFrame(leaked_test_images(ds, group)).set_index("split")
+leaks["free accuracy, at most (points)"] = (100 * leaks["same_label"] / leaks["images"]).round(2)
+leaks.rename(columns={"in_training": "have a copy in Training", "same_label": "… with the same label"})
 
 # %% [markdown]
 # **Contradictory labels.** Some duplicate groups carry more than one label: the same
@@ -305,14 +303,11 @@ pd.DataFrame(leak_rows).set_index("split")
 # FER+). A few such pairs:
 
 # %%
-sizes = np.bincount(group, minlength=len(group))
-dup_groups = np.flatnonzero(sizes > 1)
-conflicting = [g for g in dup_groups if len(np.unique(ds.labels[group == g])) > 1]
+conflicting = conflicting_groups(ds, group)  # row indices of each group, as many groups as the report counts
 print(f"{len(conflicting)} duplicate groups with more than one label [{ds.tag}]")
 if conflicting:
     shown, titles = [], []
-    for g in conflicting[:6]:
-        members = np.flatnonzero(group == g)
+    for members in conflicting[:6]:
         for i in members[:2]:
             shown.append(ds.pixels[i])
             titles.append(f"row {ds.rows[i]}\n{ds.usage[i]}\n{EMOTIONS[ds.labels[i]]}")
@@ -327,8 +322,7 @@ else:
 # arbitrary label.
 
 # %%
-flat = ds.pixels.reshape(len(ds), -1)
-blank = np.flatnonzero(flat.min(1) == flat.max(1))
+blank = blank_images(ds.pixels)
 print(f"{len(blank)} blank images [{ds.tag}]" + (":" if len(blank) else ""),
       {s: int(n) for s, n in pd.Series(ds.usage[blank]).value_counts().items()} if len(blank) else "")
 if len(blank):
@@ -355,8 +349,8 @@ if len(blank):
 # %%
 fer_plus_ok = loc.ferplus is not None and not ds.synthetic and ds.format != "image-folder"
 if fer_plus_ok:
-    from ferlib.data.ferplus import (FERPLUS_SUSPECT_ROWS, align_ferplus, ferplus_labels, process_votes,
-                                     read_ferplus_votes)
+    from ferlib.data.ferplus import (FERPLUS_SUSPECT_ROWS, align_ferplus, ferplus_labels, image_name_numbers,
+                                     plurality_agreement, process_votes, read_ferplus_votes)
 
     votes = read_ferplus_votes(loc.ferplus)
     align_ferplus(ds, votes)  # raises if the row counts or any row's Usage disagree
@@ -410,7 +404,6 @@ if fer_plus_ok:
     modes = ("majority", "probability", "crossentropy", "multi_target")
     v = votes.votes
     named = votes.image_names != ""
-    emo = v[:, :8]
     outcome = {}  # case -> first row showing it
 
     def n_classes(t):
@@ -485,36 +478,39 @@ if fer_plus_ok:
     kept_own = {e: share[i, FERPLUS_TO_FER2013.index(i)] for i, e in enumerate(EMOTIONS)}
     flows = sorted(((share[i, j], e, FERPLUS_CLASSES[j]) for i, e in enumerate(EMOTIONS) for j in range(8)
                     if FERPLUS_TO_FER2013[j] != i), reverse=True)[:4]
+    neutral = FERPLUS_CLASSES.index("neutral")
+    changed = confusion.sum() - sum(confusion[i, FERPLUS_TO_FER2013.index(i)] for i in range(len(EMOTIONS)))
+    to_neutral = (confusion[:, neutral].sum() - confusion[EMOTIONS.index("neutral"), neutral]) / max(changed, 1)
     display(Markdown(
         f"Best kept: *{max(kept_own, key=kept_own.get)}* ({max(kept_own.values()):.0%} keep their class); "
         f"worst kept: *{min(kept_own, key=kept_own.get)}* ({min(kept_own.values()):.0%}). Largest flows: "
-        + "; ".join(f"{e} → {c} ({p:.0%})" for p, e, c in flows) + "."))
+        + "; ".join(f"{e} → {c} ({p:.0%})" for p, e, c in flows) + ". "
+        + f"Of the labels FER+ changes, {to_neutral:.0%} become *neutral*"
+        + (" — the largest destination by far: where a FER-2013 label is lost, the crowd mostly saw no clear "
+           "expression." if to_neutral > 0.5 else ".")))
 
 # %% [markdown]
-# Read the table row by row. Where a FER-2013 label is lost, it mostly goes to
-# *neutral* — the crowd saw no clear expression — or to a neighbouring expression,
-# the same confusions networks make. FER-2013's labels are one annotation each; FER+
-# gives ten. An accuracy on FER-2013 well above the agreement between these two
-# labellings deserves a second look.
+# Read the table row by row: a label that FER+ changes goes either to *neutral* or to
+# another expression, and the expressions it goes to are the confusions networks make
+# too. FER-2013's labels are one annotation each; FER+ gives ten. An accuracy on
+# FER-2013 well above the agreement between these two labellings deserves a second look.
 #
 # ### Align by row index, never by `Image name`
 #
 # `Image name` (`fer0000000.png`, …) numbers only the rows FER+ kept, so it drifts
 # away from the row index, and a few names are used twice. Compare the agreement of
-# the FER+ plurality vote with the FER-2013 label under three alignments:
+# the FER+ plurality vote (the most-voted emotion of each row) with the FER-2013 label
+# under three alignments (`ferlib.data.ferplus.plurality_agreement`):
 
 # %%
 if fer_plus_ok:
-    plurality = emo.argmax(1)
-    mapped = fer_of_ferplus[plurality]
-    name_number = np.array([int(n[3:-4]) if n else -1 for n in votes.image_names])
-    ok = named & (name_number >= 0) & (name_number < len(ds))
-    display(pd.DataFrame({
-        "alignment": ["row i ↔ row i (correct)", "row i ↔ row i+1 (off by one)", "row i ↔ row number in Image name"],
-        "plurality agrees with FER-2013": [
-            f"{(mapped[named] == fer_labels[named]).mean():.1%}",
-            f"{(mapped[:-1][named[:-1]] == fer_labels[1:][named[:-1]]).mean():.1%}",
-            f"{(mapped[ok] == fer_labels[name_number[ok]]).mean():.1%}"]}).set_index("alignment"))
+    agreement = plurality_agreement(ds, votes)
+    meaning = {"row index": "row i ↔ row i (correct)", "row index + 1": "row i ↔ row i+1 (off by one)",
+               "Image name": "row i ↔ row number in Image name", "chance": "independent labels, same frequencies"}
+    display(pd.DataFrame({"alignment": [meaning[a] for a in agreement],
+                          "plurality agrees with FER-2013": [f"{v:.1%}" for v in agreement.values()]})
+            .set_index("alignment"))
+    name_number = image_name_numbers(votes)
     drift = np.flatnonzero(named & (name_number != np.arange(len(votes))))
     names, name_counts = np.unique(votes.image_names[named], return_counts=True)
     print(f"{(~named).sum()} rows have no name; the name's number differs from the row index in "
@@ -526,13 +522,19 @@ if fer_plus_ok:
     print(f"ferlib.data.ferplus.FERPLUS_SUSPECT_ROWS = {FERPLUS_SUSPECT_ROWS}: "
           "exclude them for clean FER+ experiments (ferplus_dataset(..., exclude_rows=...))")
 
+# %%
+if fer_plus_ok:
+    collapsed = max(agreement["row index + 1"], agreement["Image name"]) < 0.5 * agreement["row index"]
+    display(Markdown(
+        f"Aligned by row index, {agreement['row index']:.1%} of the plurality votes agree with FER-2013; off by one "
+        f"row, {agreement['row index + 1']:.1%}, and keyed by the name's number, {agreement['Image name']:.1%} — "
+        f"against {agreement['chance']:.1%} for two independent labellings with these class frequencies. "
+        + ("A misaligned FER+ does not crash: it silently trains on labels that are mostly wrong. " if collapsed
+           else "")
+        + "Always attach FER+ by row index, and check, as `align_ferplus` does, that the row count and each row's "
+        "`Usage` match."))
+
 # %% [markdown]
-# Off by one row, the agreement collapses to about what unrelated labels give; keyed
-# by the name's number it degrades the same way as soon as the numbering drifts. A
-# misaligned FER+ does not crash — it silently trains on noise. Always attach FER+
-# by row index, and check, as `align_ferplus` does, that the row count and each row's
-# `Usage` match.
-#
 # ## 7. Normalisation: per-pixel mean and standard deviation
 #
 # densenet (§IV-C, "Preparing dataset") computes the **mean image** over Training —
@@ -548,6 +550,9 @@ if fer_plus_ok:
 # PrivateTest and any new photo. `PixelStandardizer` stores them as buffers of an
 # `nn.Module`, so they travel inside a model's checkpoint. (You write this yourself in
 # Lab 00.)
+
+# %%
+show_code(PixelStandardizer)
 
 # %%
 standardize = PixelStandardizer.fit(train.pixels)

@@ -38,21 +38,30 @@
 import math
 import tempfile
 import time
+from dataclasses import replace as dc_replace
 
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 from torch import nn
 
+from ferlib import paths
 from ferlib.data.discovery import DATA_ENV, load_fer2013
+from ferlib.data.readers import IMAGE_SIZE
+from ferlib.data.transforms import get_augment
+from ferlib.evaluate.ensemble import mean_softmax
+from ferlib.losses.base import CrossEntropy
 from ferlib.models.densenet import (DENSENET_VARIANTS, PAPER_INPUT_SIZE, BottleneckLayer, DenseBlock, DenseLayer,
                                     DenseNet, Transition, densenet, densenet_bc)
 from ferlib.models.summary import count_flops, count_parameters, layer_table, variant_table
 from ferlib.profiles import PROFILE_ENV, get_profile
-from ferlib.train.recipes import RECIPES, get_recipe
-from ferlib import paths
-from ferlib.train.results import budget_results, load_results, paper_vs_ours, run_label, run_recipe
+from ferlib.train.build import build_optimizer
+from ferlib.train.recipes import get_recipe
+from ferlib.train.results import budget_results, load_results, paper_vs_ours, run_label, run_name, run_recipe
+from ferlib.train.schedules import build_schedule
+from ferlib.train.trainer import KEEP_LAST
 from ferlib.viz import model_plots
+from ferlib.viz.source import show_code
 
 T0 = time.perf_counter()
 PROFILE = get_profile()
@@ -157,8 +166,13 @@ per_layer.round(2)
 # ### A dense block
 #
 # `DenseBlock` runs its layers in turn, each on the running concatenation, and appends the
-# result: `x = torch.cat([x, layer(x)], dim=1)`. Dimension 1 is the channel axis of a
-# (B, C, H, W) tensor. The block's output therefore *starts with its input, unchanged*:
+# result — dimension 1 is the channel axis of a (B, C, H, W) tensor:
+
+# %%
+show_code(DenseBlock.forward)
+
+# %% [markdown]
+# The block's output therefore *starts with its input, unchanged*:
 
 # %%
 y = io_summary(b_block, x0)
@@ -381,16 +395,16 @@ print(f"doubling k from 16 to 32 multiplies DenseNet's parameters by {ratio_p:.2
 # The same cell does two different jobs depending on the profile (`FERLIB_PROFILE`, never
 # an edit here):
 #
-# * **quick** (the default, and CI): the `tiny-densenet-demo` recipe — the `densenet-bc`
-#   recipe (SGD with Nesterov momentum 0.9, lr 0.1, weight decay 1e-4; the paper's
-#   augmentation; 42×42 input) with a **tiny DenseNet-BC** (2 layers per block, k = 8) in
-#   place of the L = 12, k = 12 network, on a small stratified subset for two epochs,
-#   written to a temporary folder. Why not the real network? On a CPU its first training
-#   steps alone can take tens of seconds (each of its many distinct convolution shapes
-#   needs its kernels prepared), more than this chapter's time budget in CI allows;
-#   `python -m ferlib train densenet-bc` runs its quick budget on a CPU if you want to see
-#   it. The tiny run goes through the whole code path — data, augmentation,
-#   training, selection on PublicTest, evaluation, results file; its accuracy means nothing.
+# * **quick** (the default): the `tiny-densenet-demo` recipe — the `densenet-bc` recipe
+#   (its protocol is the next subsection) with a **tiny DenseNet-BC** in place of
+#   Table I's network, on a small stratified subset for a couple of epochs (the cell
+#   prints the budget), written to a temporary folder. Why not the real network? On a
+#   CPU its first training steps alone can take tens of seconds (each of its many
+#   distinct convolution shapes needs its kernels prepared), more than a chapter meant
+#   to run in minutes can spend; `python -m ferlib train densenet-bc` runs its quick
+#   budget on a CPU if you want to see it. The tiny run goes through the whole code
+#   path — data, augmentation, training, selection on PublicTest, evaluation, results
+#   file; it is a smoke test, and its accuracy means nothing.
 # * **full** (on a GPU): the paper's recipes for all four rows of Table II on the whole of
 #   FER-2013, each written to `results/<recipe>.json` with its provenance (the same as
 #   `python -m ferlib train <recipe> --profile full`). A recipe that already has its
@@ -398,6 +412,110 @@ print(f"doubling k from 16 to 32 multiplies DenseNet's parameters by {ratio_p:.2
 #
 # Either way the epoch is **selected on PublicTest**; PrivateTest is evaluated once, at
 # the end, and never used to choose anything.
+#
+# ### The training protocol
+#
+# densenet (§IV-C) describes its training in a few sentences: SGD with Nesterov momentum,
+# batch 128, He initialisation, an L2 weight decay, "learning rate 0.1 and then decreased
+# by 10 times whenever the training loss stops improving", and "five last checkpoints
+# corresponding to five last training epochs for inference". What it leaves open, the
+# recipe decides; every value below is read from `get_recipe("densenet-bc")`, not typed.
+
+# %%
+DENSENET = get_recipe("densenet-bc")
+cuts = round(math.log10(DENSENET.lr / DENSENET.min_lr))
+pd.Series({"optimiser": f"{DENSENET.optimizer}, momentum {DENSENET.momentum}, Nesterov {DENSENET.nesterov}",
+           "batch size": DENSENET.batch_size, "weight decay": DENSENET.weight_decay,
+           "learning rate": f"{DENSENET.lr:g}, schedule '{DENSENET.schedule}'",
+           "plateau: relative improvement needed": f"{DENSENET.plateau_threshold:.0%} of the best loss so far",
+           "plateau: patience": f"{DENSENET.plateau_patience} epochs",
+           "plateau: learning-rate floor": f"{DENSENET.min_lr:g} ({cuts} cuts by 10 from {DENSENET.lr:g})",
+           "early stopping (epochs without a better PublicTest accuracy)": DENSENET.early_stopping_patience
+           or "none: the whole epoch budget is trained",
+           "epochs (full profile)": DENSENET.full.epochs}, name="densenet-bc").to_frame()
+
+# %% [markdown]
+# **"Stops improving".** The paper gives no threshold. `ferlib` reads it as: an epoch
+# counts as an improvement only if its mean training loss is below the best so far by
+# more than the relative threshold above; after more epochs in a row without an
+# improvement than the patience allows, the rate is divided by 10, never below the
+# floor (`ferlib.train.schedules`, PyTorch's `ReduceLROnPlateau` in relative mode). A
+# loss that still falls, but slowly, is a plateau. Here is the schedule fed a made-up
+# loss curve — falling fast for a few epochs, then slowly:
+
+# %%
+probe_param = nn.Parameter(torch.zeros(1))
+probe_opt = torch.optim.SGD([probe_param], lr=DENSENET.lr)
+plateau = build_schedule("plateau", DENSENET, probe_opt, steps_per_epoch=1)
+fast, slow = 0.9, 0.9985  # loss ratios per epoch: 10% and 0.15% lower
+curve = [2.0 * fast ** e for e in range(4)] + [2.0 * fast ** 3 * slow ** e for e in range(1, 17)]
+trace, best = [], float("inf")
+for epoch, loss in enumerate(curve, start=1):
+    lr_before = plateau.lr
+    plateau.after_epoch(loss)
+    improved = loss < best * (1 - DENSENET.plateau_threshold)
+    trace.append({"epoch": epoch, "training loss": round(loss, 4),
+                  "below the best by": f"{(best - loss) / best:.2%}" if epoch > 1 else "",
+                  "an improvement": improved, "lr during the epoch": lr_before, "lr after it": plateau.lr})
+    best = loss if improved else best
+trace = pd.DataFrame(trace).set_index("epoch")
+first_cut = int(trace.index[trace["lr after it"] < trace["lr during the epoch"]][0])
+last_gain = int(trace.index[trace["an improvement"] & (trace.index < first_cut)][-1])
+print(f"last improvement at epoch {last_gain}; first cut after epoch {first_cut}, the "
+      f"{first_cut - last_gain}th epoch in a row without one (patience {DENSENET.plateau_patience})")
+trace.iloc[: first_cut + 1]
+
+# %% [markdown]
+# **Weight decay on every parameter.** The recipe's optimiser decays every trainable
+# parameter — BatchNorm scales and shifts and the classifier's bias included — as
+# DenseNet's reference Torch code does (its `optim.sgd` has one `weightDecay` for all).
+# Many PyTorch recipes exclude BatchNorm and biases; on a paper reproduction that would
+# be a silent deviation. Counted from the optimiser `ferlib.train.build` makes:
+
+# %%
+probe_model = densenet_bc()
+groups = build_optimizer(DENSENET, probe_model, CrossEntropy(), torch.device("cpu")).param_groups
+decayed = {id(p_) for g in groups if g["weight_decay"] > 0 for p_ in g["params"]}
+kinds = {"conv weights": [m.weight for m in probe_model.modules() if isinstance(m, nn.Conv2d)],
+         "BatchNorm scales and shifts": [p_ for m in probe_model.modules() if isinstance(m, nn.BatchNorm2d)
+                                         for p_ in m.parameters()],
+         "classifier weight and bias": list(probe_model.classifier.parameters())}
+pd.DataFrame([{"parameters": kind, "tensors": len(ps), "with weight decay": sum(id(p_) in decayed for p_ in ps),
+               "decay": DENSENET.weight_decay} for kind, ps in kinds.items()]).set_index("parameters")
+
+# %% [markdown]
+# **Model selection and early stopping on PublicTest.** After every epoch the trainer
+# measures PublicTest accuracy and keeps the best epoch's weights as `best.pt` (the
+# first on ties); the reported accuracy is that epoch's, on PrivateTest. The densenet
+# recipes set no early stopping (the table above), so a run trains its whole budget;
+# a recipe with a patience (cl-resnet50's) stops after that many epochs without a
+# better PublicTest accuracy.
+#
+# **The checkpoint ensemble ("+ens").** The trainer keeps the last epochs' checkpoints
+# (`epoch_NNN.pt`), and the ensemble averages their **softmax probabilities** — not
+# their logits, which have no common scale — then takes the argmax
+# (`ferlib.evaluate.ensemble.mean_softmax`; chapter 06 compares ways of combining):
+
+# %%
+print(f"checkpoints kept for the ensemble: the last {KEEP_LAST} epochs")
+show_code(mean_softmax)
+
+# %% [markdown]
+# **Where the random crop's margin applies.** The paper adds "margins to each image"
+# and crops "a random area of that image with the same size as the original image",
+# without the margin's size; the preset takes Huang et al.'s. `BatchAugment` resizes and
+# augments in one `grid_sample`, and its crop margin is counted in **output** pixels:
+# the augmented face is resized to the network's input and then shifted by a whole
+# number of input pixels in each direction, which is "pad by the margin, crop back".
+# At test time there is no crop, only the resize. The draws of the recipe's augmentation:
+
+# %%
+train_aug = dc_replace(get_augment(DENSENET.augment, **DENSENET.augment_kwargs), out_size=DENSENET.input_size)
+draws = train_aug.sample_params(10_000, torch.Generator().manual_seed(0), out_hw=(DENSENET.input_size,) * 2)
+shifts = sorted(set(draws.translate_x.round().int().tolist()))
+print(f"crop margin {train_aug.crop_margin} px of the {DENSENET.input_size}-px input: horizontal shifts drawn "
+      f"{shifts[0]}..{shifts[-1]} px ({len(shifts)} positions), i.e. up to "
+      f"{train_aug.crop_margin * IMAGE_SIZE / DENSENET.input_size:.1f} px of the {IMAGE_SIZE}-px face")
 
 # %%
 ds = load_fer2013()
@@ -422,13 +540,15 @@ else:
     recipe = get_recipe("densenet-bc")
     if not torch.cuda.is_available():
         print("full profile without a GPU: each recipe will take a very long time on this CPU")
-    for name in TABLE_II:
+    for name in TABLE_II:  # only what has no results yet; an interrupted run resumes, a finished one is kept
         path = RESULTS_DIR / f"{name}.json"
         if path.exists():
-            print(f"{name}: already measured in {path} (delete it, or use the CLI with --overwrite, to retrain)")
+            print(f"{name}: already measured in {path} -- not retrained (delete it, or use the CLI with "
+                  "--overwrite, to retrain)")
             continue
-        run_recipe(get_recipe(name), dataset=ds, profile="full", results_path=path,
-                   run_dir=RUNS_DIR / f"{name}-full-seed0")
+        run_dir = RUNS_DIR / run_name(get_recipe(name), "full")
+        print(f"{name}: {'resuming the run in' if (run_dir / 'latest.pt').exists() else 'training into'} {run_dir}")
+        run_recipe(get_recipe(name), dataset=ds, profile="full", results_path=path, run_dir=run_dir, resume=True)
     result = load_results(RESULTS_DIR / f"{recipe.name}.json")
 
 m = result["metrics"]

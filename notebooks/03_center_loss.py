@@ -19,13 +19,11 @@
 # to be *close to each other*, and on faces — where two people showing the same
 # expression differ more than one person showing two — they often are not. Wen et al.
 # (ECCV 2016) added a second term to the loss that pulls every feature toward a learned
-# center of its class: the **center loss**. Three of this book's papers use it:
-#
-# | paper | network | λ | α | optimiser |
-# |---|---|---|---|---|
-# | densenet (§III-C, §IV-C) | DenseNet / WideDenseNet on FER-2013 | 0.05 | 0.5 | SGD + Nesterov, "a constant learning rate 10⁻³ for training center loss" |
-# | cl-resnet50 (§3, §4) | ImageNet ResNet-50 on FER-2013, RAF-DB | 0.2 | 1.9 | Adam 10⁻³ "for both softmax loss and center loss" |
-# | ferplus (Eq. 1–3) | VGG13 on FER+ | swept on a log axis | — | — |
+# center of its class: the **center loss**. Three of this book's papers use it: densenet
+# (§III-C, §IV-C: DenseNet and WideDenseNet on FER-2013), cl-resnet50 (§3, §4: an
+# ImageNet ResNet-50 on FER-2013 and RAF-DB) and ferplus (Eq. 1–3: VGG13 on FER+, with λ
+# swept on a log axis). The first two are `ferlib` recipes; the table after the imports
+# shows their settings as the recipes hold them — every later cell reads them from there.
 #
 # This chapter
 #
@@ -45,13 +43,9 @@
 
 # %%
 # %matplotlib inline
-import ast
-import inspect
 import tempfile
-import textwrap
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -62,10 +56,10 @@ from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from ferlib.data.batches import DeviceBatchSource
 from ferlib.data.dataset import stratified_subset
 from ferlib.data.discovery import load_fer2013
-from ferlib.evaluate.metrics import predict
+from ferlib.evaluate.metrics import accuracy_difference
+from ferlib.evaluate.separation import inter_class_distance, intra_class_spread
 from ferlib.losses.center import (
     CenterLoss,
     SoftmaxCenterLoss,
@@ -75,37 +69,32 @@ from ferlib.losses.center import (
     separate_lr_grad_scale,
     sgd_lr_from_rule_alpha,
 )
-from ferlib.evaluate.separation import inter_class_distance, intra_class_spread
 from ferlib.numerics import check_gradient
 from ferlib.profiles import get_profile
-from ferlib.train import embedding_demo as toy
-from ferlib import paths
-from ferlib.data.splits import prepare_splits
-from ferlib.train.build import build_run
-from ferlib.train.checkpoint import load_model
-from ferlib.train.criteria import CenterLossConfig
-from ferlib.train.recipes import RECIPES, Budget, smoke_recipe
-from ferlib.evaluate.metrics import accuracy_difference
-from ferlib.train.results import load_results, paper_vs_ours, run_label
+from ferlib.train import center_loss_grid, center_loss_pairs
+from ferlib.train.recipes import get_recipe
+from ferlib.train.results import paper_vs_ours, run_label
 from ferlib.viz import center_plots as cplots
+from ferlib.viz.source import show_code
 
 T0 = time.perf_counter()
 PROFILE = get_profile()
 QUICK = PROFILE == "quick"
 pd.set_option("display.width", 140)
 pd.set_option("display.precision", 4)
-print(f"profile: {PROFILE} ({'seconds on a CPU' if QUICK else 'larger grids; loads full-run checkpoints when present'})")
+print(f"profile: {PROFILE} ({'seconds on a CPU; the training runs are smoke tests' if QUICK else 'larger grids; loads full-run checkpoints when present'})")
 
+# %% [markdown]
+# The two center-loss recipes, as `ferlib.train.recipes` holds them (each recipe's
+# docstring quotes its paper). Every number of these recipes used below — λ, α, the
+# batch size, the center term's learning rate — is read from here, never typed:
 
-def show_code(fn):
-    """Print a ferlib function's code without its docstring: the equations above, as code."""
-    lines = textwrap.dedent(inspect.getsource(fn)).splitlines()
-    node = ast.parse("\n".join(lines)).body[0]
-    first = node.body[0]
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-        lines = lines[:first.lineno - 1] + lines[first.end_lineno:]
-    print("\n".join(lines))
-
+# %%
+DENSENET_CL, CL_RESNET50 = get_recipe("densenet-bc-center"), get_recipe("cl-resnet50")
+pd.DataFrame([{"recipe": r.name, "paper": r.paper, "model": r.model, "λ": r.criterion.lambda_,
+               "α": r.criterion.alpha, "optimiser": f"{r.optimizer}, lr {r.lr:g}, {r.schedule} schedule",
+               "center term's lr": r.criterion.center_term_lr or "the optimiser's", "batch": r.batch_size,
+               "weight decay": r.weight_decay} for r in (DENSENET_CL, CL_RESNET50)]).set_index("recipe")
 
 # %% [markdown]
 # ## 1. The loss and its gradient (Eq. 2, 3)
@@ -138,14 +127,39 @@ def show_code(fn):
 #
 # ### Sum or mean over the batch?
 #
-# Read literally, Eq. 2 *sums* over the batch, while the softmax loss it is added to
-# (Eq. 1) is a batch *mean*. With the sum, $L_C$ grows with $m$ and the balance
-# $\lambda$ has to be re-tuned whenever the batch size changes; with the mean, each
-# sample's gradient carries the same $1/m$ as the cross-entropy's, and $\lambda$ is a
-# batch-size-free ratio. Wen et al.'s own Caffe layer divides by the batch size, as do
-# most PyTorch ports, so **`ferlib` uses `reduction="mean"` by default** and reads the
-# papers' λ on that scale ($\lambda_\text{sum} = \lambda_\text{mean}/m$ if you need the
-# literal Eq. 2). `reduction="sum"` is there for the lab and for checks. Here is the code:
+# Read literally, all three papers *sum* over the batch: Eq. 2 has no $1/m$, although
+# the softmax loss it is added to (Eq. 1) is a batch *mean*. The choice decides what λ
+# means.
+#
+# * **Sum.** The gradient with respect to a feature is exactly Eq. 3, $x_i - c_{y_i}$,
+#   but $L_C$ — and so its weight against the batch-averaged cross-entropy — grows with
+#   the batch size $m$: λ has to be re-tuned whenever $m$ changes.
+# * **Mean** (divide Eq. 2 by $m$). Each sample's gradient is $(x_i - c_{y_i})/m$, the
+#   same $1/m$ that each sample's cross-entropy gradient carries, so λ is a ratio that
+#   does not depend on $m$.
+#
+# Wen et al.'s own Caffe layer returns the batch mean (`dot / M / 2`), and most PyTorch
+# ports divide by the batch size, so **`ferlib` uses `reduction="mean"` by default** and
+# reads the papers' λ on that scale ($\lambda_\text{sum} = \lambda_\text{mean}/m$ if you
+# need the literal Eq. 2). `reduction="sum"` stays available, for the lab and for
+# checks. The papers do not say which their code used, and it matters: the same
+# features and centers, only the batch size changing —
+
+# %%
+gen = torch.Generator().manual_seed(3)
+pool_x, pool_y = torch.randn(512, 8, generator=gen), torch.randint(0, 7, (512,), generator=gen)
+pool_c = torch.zeros(7, 8)
+pd.DataFrame([{"batch size m": m, "L_C sum": center_loss(pool_x[:m], pool_y[:m], pool_c, "sum").item(),
+               "L_C mean": center_loss(pool_x[:m], pool_y[:m], pool_c, "mean").item()}
+              for m in (32, 64, 128, 256)]).set_index("batch size m").round(3)
+
+# %%
+lam, m = DENSENET_CL.criterion.lambda_, DENSENET_CL.batch_size
+display(Markdown(
+    f"The summed $L_C$ grows in proportion to $m$, the mean does not. So a λ tuned with one reduction is "
+    f"another λ with the other: had densenet's code summed, its λ = {lam:g} at batch {m} would be "
+    f"{lam:g} × {m} = {lam * m:g} on `ferlib`'s mean scale; read on the mean scale (as `ferlib` does), it is "
+    f"{lam:g} / {m} = {lam / m:.2g} on the sum scale. Here is the code:"))
 
 # %%
 show_code(center_loss)
@@ -286,11 +300,14 @@ shrink
 
 # %%
 first, last = shrink.iloc[0], shrink.iloc[-1]
+fell = last["inter-class distance"] < first["inter-class distance"]
 display(Markdown(
-    f"The intra-class spread fell from {first['intra-class spread']:.3g} to {last['intra-class spread']:.2g}. "
-    f"But the inter-class distance fell too, from {first['inter-class distance']:.3g} to "
-    f"{last['inter-class distance']:.3g}: features and centers meet part way, and the centers started at the "
-    "origin. Nothing in $L_C$ keeps the classes apart: its minimum, 0, is reached just as well with every "
+    f"The intra-class spread went from {first['intra-class spread']:.3g} to {last['intra-class spread']:.2g}, "
+    f"and the inter-class distance from {first['inter-class distance']:.3g} to "
+    f"{last['inter-class distance']:.3g}"
+    + (": it fell too — features and centers meet part way, and the centers started at the origin." if fell
+       else ".")
+    + " Nothing in $L_C$ keeps the classes apart: its minimum, 0, is reached just as well with every "
     "feature and every center at one point — and a network, which can shrink all its features at once, is "
     "pulled there (§9, 'λ too large'). That is why center loss is never used alone."))
 
@@ -305,21 +322,24 @@ display(Markdown(
 # set how fast things move: λ (features toward centers, relative to $L_S$), α (centers
 # toward features) and the optimiser's learning rate (everything the network does).
 #
-# `SoftmaxCenterLoss` is Eq. 5 as a trainer criterion. With the rule, one training step
-# is: forward, backward, optimiser step — *the centers get no gradient* — then
-# `after_step` applies Eq. 4 and 6:
+# `SoftmaxCenterLoss` is Eq. 5 as a trainer criterion, here with densenet's λ and α.
+# With the rule, one training step is: forward, backward, optimiser step — *the centers
+# get no gradient* — then `after_step` applies Eq. 4 and 6 (the trainer's step, in
+# `ferlib.train.trainer.Trainer.train_epoch`, does exactly this):
 
 # %%
 torch.manual_seed(0)
 tiny_net, tiny_head = nn.Linear(5, 2), nn.Linear(2, 3)
-crit = SoftmaxCenterLoss(num_classes=3, feature_dim=2, lambda_=0.05, alpha=0.5)
-opt = torch.optim.SGD([*tiny_net.parameters(), *tiny_head.parameters()], lr=0.1)
+crit = SoftmaxCenterLoss(num_classes=3, feature_dim=2, lambda_=DENSENET_CL.criterion.lambda_,
+                         alpha=DENSENET_CL.criterion.alpha)
+opt = torch.optim.SGD([*tiny_net.parameters(), *tiny_head.parameters()], lr=DENSENET_CL.lr)
 xb, yb = torch.randn(8, 5), torch.tensor([0, 1, 2, 0, 1, 2, 0, 0])
 fb = tiny_net(xb)
 loss = crit(tiny_head(fb), fb, yb)
 loss.backward()
 opt.step()
-print(f"L = L_S + lambda L_C = {crit.last_terms['ce']:.4f} + 0.05 * {crit.last_terms['center']:.4f} = {loss.item():.4f}")
+print(f"L = L_S + lambda L_C = {crit.last_terms['ce']:.4f} + {crit.lambda_:g} * {crit.last_terms['center']:.4f} "
+      f"= {loss.item():.4f}")
 print("centers are a buffer:", any(n.endswith("centers") for n, _ in crit.named_buffers()), "| a parameter:",
       any(n.endswith("centers") for n, _ in crit.named_parameters()), "| gradient after backward:", crit.centers.grad)
 before = crit.centers.clone()
@@ -369,79 +389,159 @@ pd.DataFrame({"n_j": torch.bincount(yb).tolist(),
                                       for n in torch.bincount(yb).tolist()]})
 
 # %% [markdown]
-# For the densenet paper's setting — batch 128, seven classes, so about 18 samples of a
-# class per batch, mean reduction — the center learning rate that would play α = 0.5 is
-# large, and it is far larger again if λ is *not* decoupled (the port forgets the 1/λ):
+# For the two recipes' settings — seven classes, so a balanced batch holds
+# batch size / 7 samples of a class, mean reduction — the center learning rate that would
+# play their α is large, and far larger again if λ is *not* decoupled (the port forgets
+# the 1/λ):
 
 # %%
-n_bal = 128 / 7
-pd.DataFrame([
-    {"setting": "densenet: alpha=0.5, lambda decoupled", "SGD lr of the centers":
-     sgd_lr_from_rule_alpha(0.5, 1.0, n_bal, reduction="mean", batch_size=128)},
-    {"setting": "densenet: alpha=0.5, lambda=0.05 not decoupled", "SGD lr of the centers":
-     sgd_lr_from_rule_alpha(0.5, 0.05, n_bal, reduction="mean", batch_size=128)},
-    {"setting": "cl-resnet50: alpha=1.9, lambda decoupled, batch 62", "SGD lr of the centers":
-     sgd_lr_from_rule_alpha(1.9, 1.0, 62 / 7, reduction="mean", batch_size=62)},
-]).set_index("setting")
+rows = []
+for r in (DENSENET_CL, CL_RESNET50):
+    lam, a, m = r.criterion.lambda_, r.criterion.alpha, r.batch_size
+    for decoupled in (True, False):
+        rows.append({"recipe": r.name, "α": a, "batch": m, "λ": lam, "λ decoupled": decoupled,
+                     "SGD lr of the centers that plays α": sgd_lr_from_rule_alpha(
+                         a, 1.0 if decoupled else lam, m / 7, reduction="mean", batch_size=m)})
+pd.DataFrame(rows).set_index(["recipe", "λ decoupled"])
 
 # %% [markdown]
 # ### What α = 1.9 does
 #
-# cl-resnet50 uses α = 1.9. The factor $1 - \alpha n_j/(1+n_j)$ by which a center's
-# distance to its class's batch mean is multiplied is then *negative*: the center jumps
-# past the mean and comes back, oscillating, but (since α < 2) the oscillation dies out.
-# At α ≥ 2 it would grow for large classes; `CenterLoss` warns.
+# cl-resnet50's α is large. The factor $1 - \alpha n_j/(1+n_j)$ by which a center's
+# distance to its class's batch mean is multiplied is *negative* once
+# $\alpha n_j/(1+n_j) > 1$: the center jumps past the mean and comes back, oscillating,
+# and the oscillation dies out as long as α < 2. At α ≥ 2 it would grow for large
+# classes; `CenterLoss` warns. The factor for a few α, the two recipes' among them:
 
 # %%
-pd.DataFrame({f"n_j = {n}": {f"alpha = {a}": round(1 - a * n / (1 + n), 3) for a in (0.1, 0.5, 0.9, 1.9, 2.5)}
-              for n in (1, 4, 18, 128)})
+alphas_shown = sorted({0.1, 0.5, 0.9, 2.5, DENSENET_CL.criterion.alpha, CL_RESNET50.criterion.alpha})
+pd.DataFrame({f"n_j = {n}": {f"alpha = {a:g}": round(1 - a * n / (1 + n), 3) for a in alphas_shown}
+              for n in (1, 4, DENSENET_CL.batch_size // 7, DENSENET_CL.batch_size)})
 
 # %% [markdown]
-# ### The densenet paper's "constant learning rate 10⁻³ for training center loss"
+# ### Two learning rates
 #
-# The paper sets α = 0.5 ("the learning rate for updating the class centers") *and*
+# densenet (§IV-C) sets α ("the learning rate for updating the class centers") *and*
 # "a constant learning rate 10⁻³ … for training center loss", while the softmax loss
-# trains at 0.1, divided by 10 on plateaus. Both cannot be the centers' rate. `ferlib`
-# reads 10⁻³ as the rate at which the $\lambda L_C$ term trains the *network*: as if one
-# optimiser stepped $L_S$ at 0.1, 0.01, … and another stepped $\lambda L_C$ at a constant
-# 10⁻³. For SGD that equals one optimiser at the softmax rate whose center-term gradient
-# is scaled by $10^{-3}/\text{lr}$ (`separate_lr_grad_scale`;
-# `SoftmaxCenterLoss(center_term_lr=1e-3)` recomputes it at each epoch from the
-# optimiser's current rate):
+# trains at 0.1, "decreased by 10 times whenever the training loss stops improving";
+# "we train softmax loss and center loss with different learning rates". The centers'
+# rate is α, so the second rate cannot be theirs. **`ferlib`'s reading:** it is the rate
+# at which the $\lambda L_C$ term trains the *network* — as if one optimiser stepped
+# $L_S$ at 0.1, 0.01, … and another stepped $\lambda L_C$ at a constant rate, both on the
+# network's weights.
+#
+# One optimiser can do this. A plain SGD step with two optimisers moves a weight $w$ by
+# $-\eta\,\partial L_S/\partial w - \eta_C\,\partial(\lambda L_C)/\partial w$; one SGD at the
+# softmax rate $\eta$ whose center-term gradient is scaled by $s = \eta_C/\eta$ moves it by
+# $-\eta\,(\partial L_S/\partial w + s\,\partial(\lambda L_C)/\partial w)$ — the same step.
+# Momentum (Nesterov's too) is linear in the gradients, so the two agree with momentum
+# as well, as long as η does not change. `SoftmaxCenterLoss` scales the gradient that
+# $\lambda L_C$ sends into the features by `feature_grad_scale` (the reported loss is
+# unchanged); with `center_term_lr` set, `on_lr_change(optimizer)` sets
+# `feature_grad_scale = center_term_lr / lr` from the optimiser's current rate (param
+# group 0, the network's), and the trainer calls it at the start, after every change of
+# the learning rate and when a run resumes. The demonstration: the densenet recipe's
+# rates, momentum and Nesterov, twenty steps of two optimisers against twenty steps of
+# one optimiser with the scaled gradient — and, for contrast, of one optimiser that
+# trains both terms at the softmax rate:
 
 # %%
-pd.DataFrame({"softmax lr": lr, "scale on the center term's gradient": separate_lr_grad_scale(lr, 1e-3)}
-             for lr in (0.1, 0.01, 1e-3, 1e-4, 1e-5)).set_index("softmax lr")
+def two_rate_run(mode, steps=20, seed=0):
+    """A tiny network (features = a linear layer's 3 outputs) trained with densenet's rates; its weights.
+
+    mode: "two optimisers", "one, scaled" (center_term_lr) or "one, unscaled" (one rate for both terms)."""
+    torch.manual_seed(seed)
+    body, head = nn.Linear(6, 3), nn.Linear(3, 4)
+    params = [*body.parameters(), *head.parameters()]
+    r, c = DENSENET_CL, DENSENET_CL.criterion
+    sgd = dict(momentum=r.momentum, nesterov=r.nesterov)  # weight decay aside: see below
+    gen = torch.Generator().manual_seed(seed + 1)
+    one_optimizer = mode != "two optimisers"
+    if one_optimizer:
+        crit = SoftmaxCenterLoss(4, 3, lambda_=c.lambda_, alpha=c.alpha,
+                                 center_term_lr=c.center_term_lr if mode == "one, scaled" else None)
+        opt = torch.optim.SGD(params, lr=r.lr, **sgd)
+        crit.on_lr_change(opt)  # feature_grad_scale = center_term_lr / lr
+    else:
+        centers = CenterLoss(4, 3, alpha=c.alpha)
+        opt_softmax = torch.optim.SGD(params, lr=r.lr, **sgd)
+        opt_center = torch.optim.SGD(params, lr=c.center_term_lr, **sgd)
+    for _ in range(steps):
+        x, y = torch.randn(16, 6, generator=gen), torch.randint(0, 4, (16,), generator=gen)
+        f = body(x)
+        if one_optimizer:
+            opt.zero_grad()
+            crit(head(f), f, y).backward()
+            opt.step()
+            crit.after_step(f.detach(), y)
+        else:
+            g_softmax = torch.autograd.grad(nn.functional.cross_entropy(head(f), y), params, retain_graph=True)
+            g_center = torch.autograd.grad(c.lambda_ * centers(f, y), params, allow_unused=True)
+            for opt_, grads in ((opt_softmax, g_softmax), (opt_center, g_center)):
+                for p_, g_ in zip(params, grads):
+                    p_.grad = torch.zeros_like(p_) if g_ is None else g_
+                opt_.step()
+            centers.update(f.detach(), y)
+    return torch.cat([p_.detach().flatten() for p_ in params])
+
+
+w_two = two_rate_run("two optimisers")
+weights_diff = {mode: float((two_rate_run(mode) - w_two).abs().max()) for mode in ("one, scaled", "one, unscaled")}
+print(f"largest weight difference from two optimisers after 20 steps (weights up to {w_two.abs().max():.2f}):")
+for mode, diff in weights_diff.items():
+    print(f"  one optimiser, {mode[5:]:9s}: {diff:.1e}")
+assert weights_diff["one, scaled"] < 1e-5 < weights_diff["one, unscaled"]
+
+# %% [markdown]
+# Along the plateau schedule the scale grows as the softmax rate falls: the center
+# term's effective step stays constant while the softmax steps shrink, so late in
+# training the center term dominates the updates — the literal consequence of "a
+# constant learning rate … for training center loss". The recipe's rates, from its
+# first rate down to its floor:
 
 # %%
-for name in ("densenet-bc-center", "cl-resnet50"):
-    r = RECIPES.get(name)
-    print(f"{name:20s}", "criterion =", r.criterion if r else "(recipe not registered)",
-          f"| optimizer {r.optimizer}, lr {r.lr}, batch {r.batch_size}" if r else "")
+lrs = DENSENET_CL.lr * 10.0 ** -np.arange(int(round(np.log10(DENSENET_CL.lr / DENSENET_CL.min_lr))) + 1)
+pd.DataFrame({"softmax lr": lr, "center term's lr": DENSENET_CL.criterion.center_term_lr,
+              "scale on the center term's gradient": separate_lr_grad_scale(lr, DENSENET_CL.criterion.center_term_lr)}
+             for lr in lrs).set_index("softmax lr")
+
+# %% [markdown]
+# Two caveats of doing it with one optimiser. At a change of the learning rate, the
+# momentum buffer still holds center gradients accumulated under the old scale, and
+# for a few steps they are stepped at the new rate (two separate optimisers would not
+# mix them); and weight decay is applied once, at the softmax rate. With Adam, or any
+# adaptive optimiser, scaling one term of the gradient is not a separate learning rate
+# at all: `SoftmaxCenterLoss.on_lr_change` warns. cl-resnet50 needs none of this — Adam
+# at one rate "for both softmax loss and center loss", `center_term_lr` unset, scale 1.
 
 # %% [markdown]
 # ## 5. Seeing it: 2-D deep features under λ and α
 #
 # Wen et al. showed the effect with a network whose deep-feature layer has only **two
 # units**, so the features can be plotted as they are. We do the same on faces: the
-# synthetic faces, shrunk to 16×16 and standardised per pixel, feed a small MLP
-# (256 → 64 → 64 → **2**, PReLU) and a linear 7-way classifier, trained with
-# $L_S + \lambda L_C$ (mean reduction, centers by the rule). Every run starts from the
-# same weights and sees the same batches, so two runs differ only in λ and α.
+# synthetic faces, average-pooled to a few pixels a side and standardised per pixel,
+# feed a small MLP whose last hidden layer has two units (PReLU between the layers), and
+# a linear 7-way classifier, trained with $L_S + \lambda L_C$ (mean reduction, centers by
+# the rule). Each run is an ordinary training run — `Trainer`, `SoftmaxCenterLoss` as its
+# criterion, batches from a `DeviceBatchSource` — only small
+# (`ferlib.train.center_loss_grid`). Every run starts from the same weights and sees the
+# same batches, so two runs differ only in λ and α.
 #
-# Why synthetic faces here, even when FER-2013 is present: the runs must take well
-# under a second each, and the picture should be the same on every machine. §6 trains on
-# the real data when you have it. The quick profile trains one run per (λ, α) of a
-# small grid — seconds in all — and keeps them in memory; the full profile uses a larger
-# grid and longer runs.
+# Why synthetic faces here, even when FER-2013 is present: the runs must be short, and
+# the picture should be the same on every machine. §6 trains on the real data when you
+# have it. The quick profile trains one run per (λ, α) of a small grid and keeps them in
+# memory; the full profile uses a larger grid and longer runs.
 
 # %%
-settings = toy.grid_settings()
-toy_data = toy.toy_face_data(n_per_class=settings["n_per_class"])
-print(f"{toy_data.tag}: {len(toy_data.y_train)} Training and {len(toy_data.y_test)} {toy_data.held_out} faces, "
-      f"{toy_data.image_size}x{toy_data.image_size} = {toy_data.in_dim} inputs")
-grid = toy.center_grid(toy_data, settings["lambdas"], settings["alphas"], steps=settings["steps"])
-print(f"{len(grid)} runs of {settings['steps']} steps in {grid.seconds:.1f} s")
+settings = center_loss_grid.grid_settings()
+toy_data = center_loss_grid.toy_face_data(n_per_class=settings["n_per_class"])
+grid = center_loss_grid.center_grid(toy_data, settings["lambdas"], settings["alphas"], epochs=settings["epochs"])
+first_run = next(iter(grid.runs.values()))
+print(f"{toy_data.tag}: {len(toy_data.train_labels)} Training and {len(toy_data.test_labels)} {toy_data.held_out} "
+      f"faces of {toy_data.image_size}x{toy_data.image_size} = {toy_data.in_dim} inputs; "
+      f"{first_run.feature_dim}-unit deep features")
+print(f"{len(grid)} runs of {settings['epochs']} epochs ({first_run.steps} steps) in {grid.seconds:.1f} s"
+      + (" — quick profile: a smoke test of the picture, not a tuned result" if QUICK else ""))
 grid.table()
 
 # %% [markdown]
@@ -464,21 +564,34 @@ tab = grid.table()
 base = tab[tab["lambda"] == 0].iloc[0]
 best = tab.loc[tab["ratio"].idxmin()]
 pulled = tab[tab["lambda"] > 0]
+largest = tab[tab["lambda"] == tab["lambda"].max()]
 lag_lo = pulled[pulled["alpha"] == pulled["alpha"].min()]["center lag"].mean()
 lag_hi = pulled[pulled["alpha"] == pulled["alpha"].max()]["center lag"].mean()
+by_alpha = pulled.groupby("lambda")["ratio"].agg(lambda v: v.max() - v.min()).max()  # alpha changes, lambda fixed
+by_lambda = tab.groupby("alpha")["ratio"].agg(lambda v: v.max() - v.min()).max()  # lambda changes, alpha fixed
+looser = (tab["held-out ratio"] > tab["ratio"]).mean()
 display(Markdown(
-    f"With softmax alone (λ = 0) the classes are stretched out from the origin and the spread is "
-    f"{base['intra-class spread']:.3g} (ratio {base['ratio']:.3f}): the softmax needs the right *directions*, "
-    f"not compact classes. Center loss pulls each class into a blob; the lowest ratio here is "
-    f"{best['ratio']:.3f}, at λ = {best['lambda']:g}, α = {best['alpha']:g}. Larger λ also shrinks the whole "
-    f"cloud (the inter-class distance falls from {base['inter-class distance']:.3g} to "
-    f"{tab[tab['lambda'] == tab['lambda'].max()]['inter-class distance'].mean():.3g} at the largest λ), "
-    f"which is why the ratio, not the spread alone, is the number to watch. α matters much less than λ: it "
-    f"sets how fast the centers follow the features. A small α averages over many batches, a large one "
-    f"follows each batch's mean, noise included: with λ > 0 the mean center lag is {lag_lo:.3g} at "
-    f"α = {pulled['alpha'].min():g} and {lag_hi:.3g} at α = {pulled['alpha'].max():g}. On held-out faces "
-    f"({grid.held_out}, the toggle below) the clusters are much looser: a 2-unit layer trained on "
-    f"{len(toy_data.y_train)} faces overfits, and center loss does not cure that."))
+    f"With softmax alone (λ = 0) the spread is {base['intra-class spread']:.3g} (ratio {base['ratio']:.3f}): the "
+    f"softmax needs the right *directions*, not compact classes. The lowest ratio of the grid is "
+    f"{best['ratio']:.3f}, at λ = {best['lambda']:g}, α = {best['alpha']:g}"
+    + (" — center loss made the classes more compact relative to their distances." if best["ratio"] < base["ratio"]
+       else " — no lower than softmax alone: on this grid center loss did not make the classes more compact.")
+    + f" At the largest λ the inter-class distance is {largest['inter-class distance'].mean():.3g}, against "
+    f"{base['inter-class distance']:.3g} at λ = 0"
+    + (": larger λ shrinks the whole cloud, which is why the ratio, not the spread alone, is the number to watch."
+       if largest["inter-class distance"].mean() < base["inter-class distance"] else ".")
+    + f" Changing α at a fixed λ moves the ratio by at most {by_alpha:.3f}; changing λ at a fixed α by up to "
+    f"{by_lambda:.3f}" + (": here α matters much less than λ. It only sets how fast the centers follow the "
+                          "features." if by_alpha < by_lambda else ": here α matters as much as λ.")
+    + f" A small α averages the centers over many batches, a large one follows each batch's mean, noise included: "
+    f"with λ > 0 the mean center lag is {lag_lo:.3g} at α = {pulled['alpha'].min():g} and {lag_hi:.3g} at "
+    f"α = {pulled['alpha'].max():g}"
+    + (" — here following each batch's noise costs more than the slowness of a small α." if lag_hi > lag_lo
+       else " — here the slowness of a small α costs more than following each batch's noise.")
+    + f" On held-out faces ({grid.held_out}, the toggle below) the ratio is higher than on Training in "
+    f"{looser:.0%} of the runs"
+    + (f": a {first_run.feature_dim}-unit layer trained on {len(toy_data.train_labels)} faces overfits, and center "
+       "loss does not cure that." if looser > 0.5 else ".")))
 
 # %% [markdown]
 # ### Sliders
@@ -486,10 +599,12 @@ display(Markdown(
 # Move λ and α: the figure is redrawn from the precomputed run (no training, so at once).
 # The toggle switches between Training features (what the loss sees) and held-out ones.
 # The right panel shows the two loss terms during training. (Without a running kernel
-# — on a static page, or in CI — the widget shows only its initial state.)
+# — on a static page — the widget shows only its initial state.)
 
 # %%
-explorer = cplots.CenterGridExplorer(grid, lambda_=settings["lambdas"][0], alpha=0.5 if 0.5 in grid.alphas else None)
+explorer = cplots.CenterGridExplorer(grid, lambda_=grid.lambdas[0],
+                                     alpha=DENSENET_CL.criterion.alpha if DENSENET_CL.criterion.alpha in grid.alphas
+                                     else None)
 explorer
 
 # %% [markdown]
@@ -499,8 +614,11 @@ explorer
 # to rotate (plotly; a few hundred points per panel).
 
 # %%
-runs3d = {"softmax only (λ = 0)": toy.train_toy(toy_data, 0.0, 0.5, feature_dim=3, steps=settings["steps"]),
-          "softmax + center loss (λ = 0.1)": toy.train_toy(toy_data, 0.1, 0.5, feature_dim=3, steps=settings["steps"])}
+lam3d, alpha3d = grid.lambdas[len(grid.lambdas) // 2], DENSENET_CL.criterion.alpha
+runs3d = {f"softmax only (λ = 0)": center_loss_grid.train_center_run(toy_data, 0.0, alpha3d, feature_dim=3,
+                                                                     epochs=settings["epochs"]),
+          f"softmax + center loss (λ = {lam3d:g})": center_loss_grid.train_center_run(
+              toy_data, lam3d, alpha3d, feature_dim=3, epochs=settings["epochs"])}
 print(cplots.separation_table({k: r.features("train") for k, r in runs3d.items()}).round(3).to_string())
 cplots.scatter3d(runs3d, toy_data.class_names, max_points=800, tag=toy_data.tag).show()
 
@@ -512,16 +630,19 @@ cplots.scatter3d(runs3d, toy_data.class_names, max_points=800, tag=toy_data.tag)
 # ResNet-50 features of its *training* data (Fig. 1). We do both, on the data found
 # (FER-2013 if you have it, the synthetic faces otherwise).
 #
-# * **full profile**: the best checkpoints (`runs/<recipe>-full-seed0/best.pt`, epoch
-#   selected on PublicTest) of a pair of full runs, without and with center loss, when
-#   they exist;
-# * **quick profile** (and the full profile without checkpoints): two tiny DenseNet-BCs
-#   trained here for a few epochs on a small stratified subset — identical except for
-#   the criterion. To see an effect in seconds they use Adam and λ = 0.1, not the
-#   paper's SGD with λ = 0.05 and a 10⁻³ center-term rate, and no augmentation; they
-#   are far from converged, so expect noisy maps and look at the numbers.
+# * **real runs**: when the data is FER-2013 and `runs/` holds a pair of real runs of the
+#   same network without and with center loss (`python -m ferlib train <recipe>`, a
+#   full-profile or wall-clock-budget run), their selected checkpoints (`best.pt`, epoch
+#   chosen on PublicTest);
+# * **otherwise** (the quick profile on a fresh checkout, the synthetic faces): two tiny
+#   DenseNet-BCs trained here for a few epochs on a small stratified subset — identical
+#   except for the criterion (`ferlib.train.center_loss_pairs.quick_pair_recipes`; the
+#   cell below prints how they differ from densenet's recipe). They are far from
+#   converged, so expect noisy maps and look at the numbers.
 #
-# Nothing is written to `results/` or `runs/`: the quick runs use a temporary folder.
+# Either way the features come from `LoadedModel.features`, the evaluation path of a
+# saved checkpoint. Nothing is written to `results/` or `runs/`: the quick runs use a
+# temporary folder.
 
 # %%
 ds = load_fer2013(synthetic_per_class=300 if QUICK else 1000)  # (the synthetic count matters only without FER-2013)
@@ -531,68 +652,32 @@ if ds.synthetic:
                      "nothing about FER-2013."))
 
 # %%
-PAIRS = [("wide-densenet-bc", "wide-densenet-bc-center"), ("wide-densenet", "wide-densenet-center"),
-         ("densenet-bc", "densenet-bc-center"), ("densenet", "densenet-center"), ("resnet50", "cl-resnet50")]
-
-
-def real_checkpoint(name):
-    """The best checkpoint of a real run of ``name``: a full-profile run, else a wall-clock-budget run."""
-    for path in [paths.runs_dir() / f"{name}-full-seed0" / "best.pt",
-                 *sorted(paths.runs_dir().glob(f"{name}-*min-*-seed0/best.pt"))]:
-        if path.is_file():
-            return path
-    return None
-
-
-pair = None
-if not ds.synthetic:
-    pair = next((p for p in PAIRS if all(real_checkpoint(n) for n in p)), None)
-    print("real-run checkpoints:", [str(real_checkpoint(n)) for n in pair] if pair
-          else "none found; training the quick pair instead")
-
-# %%
-deep = {}  # name -> {"Training": (features, labels), "PrivateTest": (features, labels), "accuracy": ...}
-if pair is not None:
-    train_sub = stratified_subset(ds.split("Training"), 300, seed=0)
-    test_split = ds.split("PrivateTest")
-    for name, label in zip(pair, ("softmax only", "softmax + center loss")):
-        loaded = load_model(real_checkpoint(name), device="cuda" if torch.cuda.is_available() else "cpu")
-        tr_logits, tr_f = loaded.predict_outputs(train_sub.pixels)
-        te_logits, te_f = loaded.predict_outputs(test_split.pixels)
-        deep[f"{label} ({name})"] = {"Training": (tr_f.numpy(), train_sub.labels),
-                                     "PrivateTest": (te_f.numpy(), test_split.labels),
-                                     "accuracy": float((te_logits.argmax(1).numpy() == test_split.labels).mean())}
+real_pair = None if ds.synthetic else center_loss_pairs.real_checkpoint_pair()
+device = "cuda" if torch.cuda.is_available() else "cpu"
+if real_pair is not None:
+    print("real-run checkpoints:", {label: str(path) for label, path in real_pair.items()})
+    deep = center_loss_pairs.pair_features(real_pair, stratified_subset(ds.split("Training"), 300, seed=0),
+                                           ds.split("PrivateTest"), device=device)
 else:
-    common = dict(paper="none", paper_results={}, augment="none", optimizer="adam", lr=5e-3, schedule="constant",
-                  batch_size=64, quick=Budget(epochs=4, train_per_class=120, eval_per_class=40),
-                  full=Budget(epochs=4, train_per_class=120, eval_per_class=40))
-    quick_pair = {
-        "softmax only": smoke_recipe(name="ch03-softmax", row="chapter 03 demo: tiny DenseNet-BC, softmax", **common),
-        "softmax + center loss": smoke_recipe(name="ch03-center", row="chapter 03 demo: tiny DenseNet-BC, + center loss",
-                                              criterion=CenterLossConfig(lambda_=0.1, alpha=0.5),
-                                              **common),
-    }
-    # checkpoints go to a temporary folder, deleted at the end of the cell
-    with tempfile.TemporaryDirectory(prefix="ferlib_ch03_") as workdir, toy.torch_threads(1):
-        # (tiny convolutions run fastest on one thread, and CI machines are shared)
-        for label, recipe in quick_pair.items():
-            data = prepare_splits(ds, recipe.quick.train_per_class, recipe.quick.eval_per_class, seed=0)
-            run = build_run(recipe, data, profile="quick", seed=0, device="cpu", run_dir=Path(workdir) / recipe.name,
-                            progress=False, precision="fp32")
-            trainer = run.trainer
-            state = trainer.fit(resume=False)
-            print(f"{label:22s} train loss by epoch", [round(h["train_loss"], 3) for h in state.history],
-                  "| PublicTest acc", [round(h["val_accuracy"], 2) for h in state.history],
-                  f"| {state.train_seconds:.1f} s")
-            train_src = DeviceBatchSource.for_eval(data.train.pixels, data.train.labels, batch_size=256,
-                                                   augment=run.augment, device=trainer.device,
-                                                   normalize=run.normalizer)
-            _, tr_y, tr_f = predict(trainer.model, train_src, return_features=True)
-            te_logits, te_y, te_f = predict(trainer.model, run.test_source, return_features=True)
-            deep[label] = {"Training": (tr_f.numpy(), tr_y.numpy()), "PrivateTest": (te_f.numpy(), te_y.numpy()),
-                           "accuracy": float((te_logits.argmax(1) == te_y).float().mean())}
-    print(f"trained on {len(data.train)} Training faces ({ds.tag}); features of "
-          f"{len(data.train)} Training and {len(data.test)} PrivateTest faces")
+    quick_recipes = center_loss_pairs.quick_pair_recipes()
+    plain_r, center_r = quick_recipes.values()
+    display(Markdown(
+        f"No real pair found: training the quick pair — {plain_r.model}, {plain_r.optimizer} at a constant "
+        f"{plain_r.lr:g}, batch {plain_r.batch_size}, augmentation `{plain_r.augment}`, λ = "
+        f"{center_r.criterion.lambda_:g}, α = {center_r.criterion.alpha:g}, {center_r.quick.epochs} epochs on "
+        f"{center_r.quick.train_per_class} Training faces per class — where densenet's recipe has "
+        f"{DENSENET_CL.model}, {DENSENET_CL.optimizer} at {DENSENET_CL.lr:g} with the {DENSENET_CL.schedule} "
+        f"schedule, augmentation `{DENSENET_CL.augment}`, λ = {DENSENET_CL.criterion.lambda_:g} and a center-term "
+        f"rate of {DENSENET_CL.criterion.center_term_lr:g}: chosen to show an effect in seconds, not the paper's "
+        f"setting."))
+    with tempfile.TemporaryDirectory(prefix="ferlib_ch03_") as workdir:  # deleted at the end of the cell
+        quick = center_loss_pairs.train_quick_pair(ds, workdir, recipes=quick_recipes)
+        for label, history in quick.histories.items():
+            print(f"{label:22s} train loss by epoch", [round(h["train_loss"], 3) for h in history],
+                  "| PublicTest acc", [round(h["val_accuracy"], 2) for h in history])
+        deep = center_loss_pairs.pair_features(quick.checkpoints, quick.data.train, quick.data.test)
+    print(f"trained on {len(quick.data.train)} Training faces ({ds.tag}); features of "
+          f"{len(quick.data.train)} Training and {len(quick.data.test)} PrivateTest faces")
 
 # %% [markdown]
 # The numbers first, measured in the original feature space (t-SNE and PCA distort
@@ -609,7 +694,7 @@ panels = {}
 for name, d in deep.items():
     f_te, y_te = d["PrivateTest"]
     keep = np.arange(len(y_te)) if len(y_te) <= 2000 else np.random.default_rng(0).choice(len(y_te), 2000, replace=False)
-    with threadpool_limits(1):  # small t-SNEs are fastest on one thread, and CI machines are shared
+    with threadpool_limits(1):  # small t-SNEs are fastest on one thread
         emb = TSNE(n_components=2, perplexity=min(30, len(keep) // 4), init="pca",
                    random_state=0).fit_transform(f_te[keep])
     panels[f"t-SNE, PrivateTest — {name}"] = (emb, y_te[keep])
@@ -627,9 +712,9 @@ display(Markdown(
     f"On these runs the ratio of spread to distance is {r0:.3f} → {r1:.3f} on Training and {t0:.3f} → {t1:.3f} "
     f"on PrivateTest ({'lower' if t1 < t0 else 'not lower'} with center loss on the test faces). "
     + ("These are seconds-long runs of a tiny network: the maps are mostly noise, and a single seed decides "
-       "small differences. The full runs (`python -m ferlib train densenet-bc-center --profile full`, then this "
-       "chapter with `FERLIB_PROFILE=full`) give the papers' setting." if pair is None else
-       "These are the full runs' selected checkpoints.")))
+       "small differences. Real runs (`python -m ferlib train densenet-bc-center --profile full`, and the same "
+       "without center loss) give the papers' setting; this chapter then uses them." if real_pair is None else
+       "These are the real runs' selected checkpoints.")))
 
 # %% [markdown]
 # ## 7. The papers' numbers beside ours
@@ -654,19 +739,8 @@ paper_vs_ours(TABLE_II)
 # within about two standard errors is not evidence either way.
 
 # %%
-def real_pair_results(base):
-    """(softmax, center) results of the same kind of real run, or None."""
-    root = paths.results_dir()
-    for a, b in [(root / f"{base}.json", root / f"{base}-center.json"),
-                 *[(p, p.with_name(p.name.replace(base, f"{base}-center", 1)))
-                   for p in sorted((root / "budget").glob(f"{base}-[0-9]*min-*.json"))]]:
-        if a.is_file() and b.is_file():
-            return load_results(a), load_results(b)
-    return None
-
-
 for base in ("densenet-bc", "densenet", "wide-densenet", "wide-densenet-bc"):
-    found = real_pair_results(base)
+    found = center_loss_pairs.real_pair_results(base)
     if found is None:
         continue
     plain, center = found
@@ -696,10 +770,10 @@ paper_vs_ours(["resnet50", "cl-resnet50"])
 #
 # 1. Derive $\partial L_C/\partial c_j$ if the centers were parameters. Where does it
 #    appear in Eq. 4, and what does Eq. 4 add to it?
-# 2. With `reduction="sum"`, λ = 0.05 and batch 128, what λ gives the same gradients
-#    with `reduction="mean"`? What happens to the "sum" λ if you halve the batch?
+# 2. With `reduction="sum"` and densenet's λ and batch size, what λ gives the same
+#    gradients with `reduction="mean"`? What happens to the "sum" λ if you halve the batch?
 # 3. A class has a single sample in a batch. By what fraction of the distance does the
-#    rule move its center toward it, for α = 0.5? For α = 1.9?
+#    rule move its center toward it, for densenet's α? For cl-resnet50's?
 # 4. Why can center loss not be trained alone? What would the features converge to?
 #    (§3 has the numbers.)
 # 5. In the 2-D grid, why do the softmax-only features lie along rays from the origin?
@@ -707,12 +781,13 @@ paper_vs_ours(["resnet50", "cl-resnet50"])
 # 6. Why is the ratio $\sqrt{\text{spread}}/\text{distance}$ a better summary than the
 #    spread alone? Construct features whose spread falls while they get *less*
 #    discriminative.
-# 7. The densenet paper trains the softmax loss at 0.1 (decayed) and the center loss at
-#    a constant 10⁻³. Under `ferlib`'s reading, what is the scale on the center term's
-#    gradient when the softmax rate has fallen to 10⁻⁵, and what does that imply about
-#    late training?
-# 8. cl-resnet50 uses α = 1.9. Show that the center still converges on a fixed
-#    batch, and that α = 2.1 would not for large classes.
+# 7. The densenet paper trains the softmax loss at a decaying rate and the center loss
+#    at a constant one (§4, "Two learning rates"). Under `ferlib`'s reading, what is the
+#    scale on the center term's gradient when the softmax rate has reached the recipe's
+#    floor, and what does that imply about late training? And with momentum, what
+#    happens in the steps right after a rate change?
+# 8. cl-resnet50 uses a large α (the table after the imports). Show that the center
+#    still converges on a fixed batch, and that α = 2.1 would not for large classes.
 # 9. t-SNE preserves neighbourhoods, not distances. Why report spread and distance in the
 #    original feature space rather than on the t-SNE map?
 #
@@ -750,30 +825,38 @@ print("warning:", caught[0].message if caught else "none")
 # group has `weight_decay=0`.
 
 # %%
+lambdas_shown = sorted({0.003, DENSENET_CL.criterion.lambda_, 1.0})
+decays_shown = sorted({0.0, DENSENET_CL.weight_decay, 5e-4})
 pd.DataFrame([{"lambda": lam, "weight decay": wd,
-               "center / class mean at equilibrium": (lam / 7) / (lam / 7 + wd)}
-              for lam in (0.003, 0.05, 1.0) for wd in (0.0, 1e-4, 5e-4)]).pivot(
+               "center / class mean at equilibrium": (lam / 7) / (lam / 7 + wd)}  # balanced batch: n_j / m = 1/7
+              for lam in lambdas_shown for wd in decays_shown]).pivot(
     index="lambda", columns="weight decay", values="center / class mean at equilibrium").round(3)
 
 # %% [markdown]
-# **3. α and λ rescaled the wrong way.** Porting "α = 0.5" as the centers' SGD learning
-# rate is not the same thing: under the mean reduction with batch 128 and λ = 0.05 not
-# decoupled, an SGD rate of 0.5 acts like this α —
+# **3. α and λ rescaled the wrong way.** Porting densenet's α as the centers' SGD
+# learning rate is not the same thing: under the mean reduction, with densenet's batch
+# size and λ not decoupled, that SGD rate acts like this α —
 
 # %%
-print(f"alpha equivalent of center lr 0.5: {rule_alpha_from_sgd(0.5, 0.05, 128 / 7, reduction='mean', batch_size=128):.5f}"
-      " -- the centers crawl; see the table in section 4 for the rate that matches alpha = 0.5")
+c, m = DENSENET_CL.criterion, DENSENET_CL.batch_size
+as_alpha = rule_alpha_from_sgd(c.alpha, c.lambda_, m / 7, reduction="mean", batch_size=m)
+print(f"center lr {c.alpha:g} (lambda {c.lambda_:g}, batch {m}) acts like alpha = {as_alpha:.5f}"
+      + (f", {c.alpha / as_alpha:,.0f} times smaller than the alpha it was meant to be: the centers crawl"
+         if as_alpha < c.alpha else "")
+      + f"; the table in section 4 gives the rate that plays alpha = {c.alpha:g}")
 
 # %% [markdown]
 # **4. Centers moved by back-propagation *and* by the rule.** Both steps add up. On a
-# fixed batch with α = 1.9 the rule alone converges; add an SGD step of the same size
-# and the factor per step leaves $(-1, 1)$ — the centers blow up. (`CenterLoss.update`
-# refuses to run on parameter centers for this reason.)
+# fixed batch with cl-resnet50's α and a balanced class of its batch, the rule alone
+# multiplies the distance to the batch mean by a factor inside $(-1, 1)$; add an SGD step
+# of the same size and the factor can leave that interval — then the centers blow up.
+# (`CenterLoss.update` refuses to run on parameter centers for this reason.)
 
 # %%
-n_j, a = 18, 1.9
+n_j, a = CL_RESNET50.batch_size // 7, CL_RESNET50.criterion.alpha
 rule_only = 1 - a * n_j / (1 + n_j)
 both = 1 - 2 * a * n_j / (1 + n_j)
+print(f"alpha = {a:g}, n_j = {n_j}")
 pd.DataFrame({"factor per step": [rule_only, both],
               "distance to the batch mean after 20 steps (start 1)": [abs(rule_only) ** 20, abs(both) ** 20]},
              index=["rule only", "rule + matching SGD step"]).round(4)
@@ -783,23 +866,15 @@ pd.DataFrame({"factor per step": [rule_only, both],
 # each other, and accuracy falls — the toy network of §5:
 
 # %%
-collapse = [grid.run(grid.lambdas[0], grid.alphas[0])] + [toy.train_toy(toy_data, lam, 0.5, steps=settings["steps"])
-                                                           for lam in (10.0, 100.0)]
+collapse = [grid.run(grid.lambdas[0], grid.alphas[0])] + [
+    center_loss_grid.train_center_run(toy_data, lam, alpha3d, epochs=settings["epochs"]) for lam in (10.0, 100.0)]
 pd.DataFrame([r.summary() for r in collapse])[["lambda", "train acc", "held-out acc", "intra-class spread",
                                                "inter-class distance", "ratio"]]
 
 # %% [markdown]
-# **6. Sum vs mean changes λ with the batch size.** Same features, same centers, only
-# the batch size differs: the summed $L_C$ grows with $m$ (so λ must shrink as the batch
-# grows), the mean does not.
-
-# %%
-gen = torch.Generator().manual_seed(3)
-pool_x, pool_y = torch.randn(512, 8, generator=gen), torch.randint(0, 7, (512,), generator=gen)
-pool_c = torch.zeros(7, 8)
-pd.DataFrame([{"batch size": m, "L_C sum": center_loss(pool_x[:m], pool_y[:m], pool_c, "sum").item(),
-               "L_C mean": center_loss(pool_x[:m], pool_y[:m], pool_c, "mean").item()}
-              for m in (32, 64, 128, 256)]).set_index("batch size").round(3)
+# **6. Sum vs mean mixed up.** A λ copied from code that sums $L_C$ into code that
+# averages it (or the reverse) is off by the batch size — §1, "Sum or mean over the
+# batch?", has the numbers. Say which reduction your λ belongs to.
 
 # %%
 print(f"chapter 03 ran in {time.perf_counter() - T0:.1f} s ({PROFILE} profile, {ds.tag})")

@@ -44,7 +44,7 @@ import math
 import torch
 from torch import nn
 
-from ferlib.checks.densenet import check_bottleneck, check_dense_block, check_densenet_bc, check_transition
+from ferlib.checks import check_bottleneck, check_dense_block, check_densenet_bc, check_transition
 
 torch.manual_seed(0)
 

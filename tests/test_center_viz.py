@@ -1,4 +1,4 @@
-"""Chapter 03 library code: the 2-D/3-D embedding network, the (lambda, alpha) grid, its figures and sliders."""
+"""Chapter 03 support code: the toy faces, the (lambda, alpha) grid trained through the Trainer, figures, sliders."""
 import json
 
 import numpy as np
@@ -6,32 +6,61 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from ferlib.train import embedding_demo as toy
+from ferlib.evaluate.separation import separation_stats
+from ferlib.models.embedding_net import EmbeddingNet
+from ferlib.train import center_loss_grid as cg
 from ferlib.viz import center_plots as cp
+
+EPOCHS, BATCH = 27, 32  # 112 Training faces: 3 full batches per epoch, 81 steps
 
 
 @pytest.fixture(scope="module")
 def data():
     # 20 synthetic faces per class pooled to 8x8: each run below takes a fraction of a second
-    return toy.toy_face_data(n_per_class=20, pool=6)
+    return cg.toy_face_data(n_per_class=20, pool=6)
 
 
 @pytest.fixture(scope="module")
 def grid(data):
-    return toy.center_grid(data, lambdas=(0.0, 1.0), alphas=(0.1, 0.9), steps=80, batch_size=64)
+    return cg.center_grid(data, lambdas=(0.0, 1.0), alphas=(0.1, 0.9), epochs=EPOCHS, batch_size=BATCH)
+
+
+def test_pool_faces_averages_blocks_and_rounds():
+    px = np.zeros((1, 48, 48), dtype=np.uint8)
+    px[0, :3, :3] = [[0, 0, 0], [0, 0, 0], [0, 0, 255]]  # block mean 28.33 -> 28
+    px[0, :3, 3:6] = 10
+    pooled = cg.pool_faces(px, 3)
+    assert pooled.dtype == np.uint8 and pooled.shape == (1, 16, 16)
+    assert pooled[0, 0, 0] == 28 and pooled[0, 0, 1] == 10 and pooled[0, 1:].max() == 0
+    np.testing.assert_array_equal(cg.pool_faces(px, 1), px)
+    with pytest.raises(ValueError, match="pool must divide 48"):
+        cg.pool_faces(px, 5)
 
 
 def test_toy_data_shapes_and_standardisation(data):
     assert data.in_dim == 64 and data.image_size == 8
-    assert data.x_train.shape == (len(data.y_train), 64) and data.x_test.shape[1] == 64
+    assert data.train_pixels.shape == (len(data.train_labels), 8, 8) and data.train_pixels.dtype == np.uint8
     assert data.held_out == "PublicTest" and "SYNTHETIC" in data.tag
-    torch.testing.assert_close(data.x_train.mean(0), torch.zeros(64), atol=1e-4, rtol=0)
-    with pytest.raises(ValueError):
-        toy.toy_face_data(n_per_class=20, pool=5)
+    x, _ = next(iter(data.source("train")))  # in order, everything in one batch
+    assert x.shape == (len(data.train_labels), 64)
+    torch.testing.assert_close(x.mean(0), torch.zeros(64), atol=1e-4, rtol=0)  # Training statistics
+    with pytest.raises(ValueError, match="pool must divide 48"):
+        cg.toy_face_data(n_per_class=20, pool=5)
+    with pytest.raises(ValueError, match="split must be"):
+        data.source("PrivateTest")
+
+
+def test_training_source_serves_shuffled_full_batches(data):
+    src = data.source("train", training=True, batch_size=BATCH, seed=0)
+    sizes = [len(y) for _, y in src]
+    assert sizes == [BATCH] * (len(data.train_labels) // BATCH)  # the smaller last batch is dropped
+    first, again = next(iter(src.iter_from(0))), next(iter(src.iter_from(0)))
+    torch.testing.assert_close(first[0], again[0])  # batch k of epoch e is reproducible
+    assert not torch.equal(next(iter(src.iter_from(1)))[1], first[1])  # a new order each epoch
 
 
 def test_embedding_net_interface():
-    net = toy.EmbeddingNet(10, feature_dim=3, hidden=8, num_classes=7)
+    net = EmbeddingNet(10, feature_dim=3, hidden=8, num_classes=7)
     logits, f = net.forward_with_features(torch.randn(4, 10))
     assert logits.shape == (4, 7) and f.shape == (4, 3) and net.feature_dim == 3
     torch.testing.assert_close(net(torch.ones(2, 10)), net.forward_with_features(torch.ones(2, 10))[0])
@@ -40,8 +69,11 @@ def test_embedding_net_interface():
 def test_grid_keys_shapes_and_determinism(data, grid):
     assert set(grid.runs) == {(0.0, 0.1), (0.0, 0.9), (1.0, 0.1), (1.0, 0.9)} and len(grid) == 4
     run = grid.run(1, 0.9)
-    assert run.train_features.shape == (len(data.y_train), 2) and run.test_features.shape == (len(data.y_test), 2)
-    assert run.centers.shape == (7, 2) and len(run.history["step"]) == 8
+    n_train = len(data.train_labels)
+    assert run.train_features.shape == (n_train, 2) and run.test_features.shape == (len(data.test_labels), 2)
+    assert run.steps == EPOCHS * (n_train // BATCH) and run.epochs == EPOCHS
+    assert run.centers.shape == (7, 2)
+    assert run.history["step"] == [*range(10, run.steps + 1, 10), run.steps]  # every 10 steps, and the last
     assert set(run.summary()) >= {"lambda", "alpha", "intra-class spread", "inter-class distance", "ratio"}
     assert len(grid.table()) == 4
     with pytest.raises(KeyError, match="no run"):
@@ -51,8 +83,41 @@ def test_grid_keys_shapes_and_determinism(data, grid):
     np.testing.assert_array_equal(a.train_features, b.train_features)
     assert not np.allclose(a.centers, b.centers)
     # same seed, same run
-    again = toy.train_toy(data, 1.0, 0.9, steps=80, batch_size=64)
+    again = cg.train_center_run(data, 1.0, 0.9, epochs=EPOCHS, batch_size=BATCH)
     np.testing.assert_array_equal(again.train_features, run.train_features)
+    with pytest.raises(ValueError, match="larger than the 112 Training faces"):
+        cg.train_center_run(data, 1.0, 0.9, epochs=1, batch_size=500)
+
+
+def test_run_is_the_trainers_step(data):
+    """One epoch of train_center_run = one epoch of the Trainer's step written out: forward, criterion, backward,
+    Adam step, the center rule after the step."""
+    from ferlib.losses.center import SoftmaxCenterLoss
+
+    run = cg.train_center_run(data, 0.5, 0.5, epochs=1, batch_size=BATCH, weight_decay=0.0)
+    torch.manual_seed(0)
+    net = EmbeddingNet(data.in_dim, 2, 64, 7)
+    crit = SoftmaxCenterLoss(7, 2, lambda_=0.5, alpha=0.5)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=0.0)
+    for x, y in data.source("train", training=True, batch_size=BATCH, seed=0).iter_from(0):
+        logits, f = net.forward_with_features(x)
+        loss = crit(logits, f, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        crit.after_step(f.detach(), y)
+    np.testing.assert_allclose(run.centers, crit.centers.numpy(), rtol=1e-5, atol=1e-6)
+    x_all, _ = next(iter(data.source("train")))
+    with torch.no_grad():
+        np.testing.assert_allclose(run.train_features, net.eval().forward_with_features(x_all)[1].numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_center_lag_is_the_distance_to_the_class_means():
+    f = np.array([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0]])
+    y = np.array([0, 0, 2])
+    centers = np.array([[1.0, 3.0], [9.0, 9.0], [5.0, 1.0]])  # class 1 is absent: not counted
+    assert cg.center_lag(f, y, centers) == pytest.approx((3.0 + 4.0) / 2)
 
 
 def test_center_loss_shrinks_the_spread(grid):
@@ -66,20 +131,20 @@ def test_separation_stats_ratio_is_scale_free():
     rng = np.random.default_rng(0)
     f, y = rng.normal(size=(60, 4)), np.arange(60) % 3
     f[y == 1] += 3
-    s1, s2 = toy.separation_stats(f, y), toy.separation_stats(0.5 * f, y)
+    s1, s2 = separation_stats(f, y), separation_stats(0.5 * f, y)
     assert s2["intra_class_spread"] == pytest.approx(s1["intra_class_spread"] / 4)
     assert s2["ratio"] == pytest.approx(s1["ratio"])
 
 
 def test_grid_settings_profiles():
-    quick, full = toy.grid_settings("quick"), toy.grid_settings("full")
+    quick, full = cg.grid_settings("quick"), cg.grid_settings("full")
     assert 0.0 in quick["lambdas"] and len(quick["lambdas"]) * len(quick["alphas"]) <= 12
-    assert len(full["lambdas"]) > len(quick["lambdas"]) and full["steps"] > quick["steps"]
+    assert len(full["lambdas"]) > len(quick["lambdas"]) and full["epochs"] > quick["epochs"]
 
 
 def test_torch_threads_restores():
     before = torch.get_num_threads()
-    with toy.torch_threads(1):
+    with cg.torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 
@@ -126,14 +191,14 @@ def test_sliders_redraw_from_the_grid(grid):
 
 
 def test_scatter3d(data):
-    runs = {"plain": toy.train_toy(data, 0.0, 0.5, feature_dim=3, steps=20),
-            "center": toy.train_toy(data, 1.0, 0.5, feature_dim=3, steps=20)}
+    runs = {"plain": cg.train_center_run(data, 0.0, 0.5, feature_dim=3, epochs=5, batch_size=BATCH),
+            "center": cg.train_center_run(data, 1.0, 0.5, feature_dim=3, epochs=5, batch_size=BATCH)}
     fig = cp.scatter3d(runs, data.class_names, max_points=50, tag=data.tag)
     assert len(fig.data) == 2 * (7 + 1)
     n_points = sum(len(t.x) for t in fig.data if t.name != "centers")
     assert n_points <= 50
     with pytest.raises(ValueError, match="expected 3"):
-        cp.scatter3d({"2d": toy.train_toy(data, 0.0, 0.5, steps=5)}, data.class_names)
+        cp.scatter3d({"2d": cg.train_center_run(data, 0.0, 0.5, epochs=1, batch_size=BATCH)}, data.class_names)
 
 
 def test_separation_table():

@@ -68,19 +68,19 @@ class ListBlock(nn.Module):
 @pytest.mark.parametrize("cls", [RefBottleneck, SequentialBottleneck])
 def test_bottleneck_passes_on_correct(cls, capsys):
     check_bottleneck(cls)
-    assert "PASS  bottleneck layer" in capsys.readouterr().out
+    assert "PASS bottleneck layer" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("cls", [RefTransition, SequentialTransition])
 def test_transition_passes_on_correct(cls, capsys):
     check_transition(cls)
-    assert "PASS  transition" in capsys.readouterr().out
+    assert "PASS transition" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("cls", [RefBlock, ListBlock])
 def test_dense_block_passes_on_correct(cls, capsys):
     check_dense_block(cls)
-    assert "PASS  dense block" in capsys.readouterr().out
+    assert "PASS dense block" in capsys.readouterr().out
 
 
 # --- blanks -------------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def test_densenet_bc_assembly(capsys):
 
     check_densenet_bc(RefBlock, RefTransition)
     out = capsys.readouterr().out
-    assert "PASS  DenseNet-BC from your blocks" in out and "485,521" in out
+    assert "PASS DenseNet-BC from your blocks" in out and "485,521" in out
     check_densenet_bc(ListBlock, SequentialTransition)
     with pytest.raises(CheckFailed, match="not implemented yet"):
         check_densenet_bc(BlankBlock, RefTransition)

@@ -8,8 +8,8 @@ import pytest
 
 from ferlib.data.classes import FER2013_TO_FERPLUS, FERPLUS_CLASSES, FERPLUS_TO_FER2013, EMOTIONS
 from ferlib.data.errors import DataFormatError
-from ferlib.data.ferplus import (align_ferplus, ferplus_dataset, ferplus_labels, process_votes,
-                                 read_ferplus_votes)
+from ferlib.data.ferplus import (align_ferplus, ferplus_dataset, ferplus_labels, image_name_numbers,
+                                 plurality_agreement, process_votes, read_ferplus_votes)
 from ferlib.data.readers import read_fer2013_csv
 
 HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
@@ -357,3 +357,33 @@ def test_ferplus_dataset_evaluates_in_majority_mode(tiny_csv, tmp_path):
     np.testing.assert_array_equal(images.labels, labels.labels)
     _, same = ferplus_dataset(ds, votes, "probability", eval_mode=None)  # every split in probability mode
     assert len(same.rows) == len(rows)
+
+
+def test_plurality_agreement_collapses_when_misaligned(tiny_csv, tmp_path):
+    path, rows = tiny_csv
+    ds = read_fer2013_csv(path)
+    vote_rows, number = [], 0
+    for i, (label, _, usage) in enumerate(rows):
+        votes = [0] * 10
+        if i == 3:  # FER+ dropped this row: no name, "not a face"; later names drift by one
+            votes[9] = 10
+            vote_rows.append((usage, "", votes))
+            continue
+        votes[FER2013_TO_FERPLUS[label]] = 10  # the crowd agrees with FER-2013 everywhere
+        vote_rows.append((usage, f"fer{number:07d}.png", votes))
+        number += 1
+    votes = read_ferplus_votes(write_votes(tmp_path / "fer2013new.csv", vote_rows))
+    np.testing.assert_array_equal(image_name_numbers(votes), [0, 1, 2, -1, *range(3, len(rows) - 1)])
+    agreement = plurality_agreement(ds, votes)
+    assert agreement["row index"] == 1.0
+    assert agreement["row index + 1"] == 0.0  # consecutive rows never share a label here
+    assert agreement["Image name"] == pytest.approx(3 / (len(rows) - 1))  # right until the name drifts
+    named_labels = np.array([label for i, (label, _, _) in enumerate(rows) if i != 3])
+    freq = np.bincount(named_labels, minlength=7) / len(named_labels)
+    assert agreement["chance"] == pytest.approx(float(freq @ freq))  # the same frequencies on both sides
+
+
+def test_image_name_numbers_rejects_other_names(tmp_path):
+    votes = read_ferplus_votes(write_votes(tmp_path / "v.csv", [("Training", "img_1.jpg", [10] + [0] * 9)]))
+    with pytest.raises(DataFormatError, match="not of the form ferNNNNNNN.png"):
+        image_name_numbers(votes)

@@ -1,8 +1,32 @@
-"""Graders that the exercises call, one module per lab; shared machinery in ``core``.
+"""Graders that the exercises call, one module per lab; the shared machinery is in ``core``.
 
     from ferlib.checks import check_pixel_statistics      # lab 00
+    from ferlib.checks import check_dense_block           # lab 02
+    from ferlib.checks import check_center_update         # lab 03
+    from ferlib.checks import check_batch_hard_triplets   # lab 04
+    from ferlib.checks import check_majority_vote         # lab 05
+    from ferlib.checks import check_fit_weights           # lab 06
 """
 from .core import CheckFailed, assert_close
+from .center import check_center_loss_forward, check_center_loss_grad, check_center_update
 from .data import check_majority_label, check_pixel_statistics, check_standardize
+from .densenet import check_bottleneck, check_dense_block, check_densenet_bc, check_transition
+from .ensemble import check_ensemble_nll, check_fit_weights, check_flip_tta, check_weighted_average
+from .knn import check_majority_vote, check_nearest_neighbours
+from .triplet import check_batch_hard_triplets, check_exponential_triplet_grad, check_exponential_triplet_loss
 
-__all__ = ["CheckFailed", "assert_close", "check_pixel_statistics", "check_standardize", "check_majority_label"]
+__all__ = [
+    "CheckFailed", "assert_close",
+    # lab 00
+    "check_pixel_statistics", "check_standardize", "check_majority_label",
+    # lab 02
+    "check_bottleneck", "check_transition", "check_dense_block", "check_densenet_bc",
+    # lab 03
+    "check_center_loss_forward", "check_center_loss_grad", "check_center_update",
+    # lab 04
+    "check_exponential_triplet_loss", "check_exponential_triplet_grad", "check_batch_hard_triplets",
+    # lab 05
+    "check_nearest_neighbours", "check_majority_vote",
+    # lab 06
+    "check_weighted_average", "check_ensemble_nll", "check_fit_weights", "check_flip_tta",
+]

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core import CheckFailed, _call, _fail, _passed  # noqa: F401
+from .core import call_student, fail, passed
 
 __all__ = ["check_center_loss_forward", "check_center_loss_grad", "check_center_update"]
 
@@ -111,9 +111,9 @@ def check_center_loss_forward(fn: Callable) -> None:
     name = "center loss forward (Eq. 2)"
     results = []
     for x, y, c in _cases(0):
-        got = _np(_call(fn, *_fresh(x, y, c)))
+        got = _np(call_student(fn, *_fresh(x, y, c)))
         if got.size != 1:
-            _fail(name, f"returned an array of shape {got.shape}, expected one number",
+            fail(name, f"returned an array of shape {got.shape}, expected one number",
                   "sum the per-sample terms 1/2 ||x_i - c_{y_i}||^2 over the whole batch (reduction 'sum')")
         results.append(((x, y, c), got.reshape(())))
     worst = 0.0
@@ -135,8 +135,8 @@ def check_center_loss_forward(fn: Callable) -> None:
             (lambda x, y, c: -_loss(x, y, c),
              "wrong sign: the loss is a sum of squares, never negative (Sobel-Laplacian-CL Eq. 1 prints a spurious minus)"),
         ], "for each sample take centers[labels[i]], the squared distance to it, sum, and halve")
-        _fail(name, f"got {float(got):.6g}, expected {float(want):.6g} (labels {y.tolist()})", hint)
-    _passed(name, f"{len(results)} batches agree with 1/2 sum ||x - c_y||^2 "
+        fail(name, f"got {float(got):.6g}, expected {float(want):.6g} (labels {y.tolist()})", hint)
+    passed(name, f"{len(results)} batches agree with 1/2 sum ||x - c_y||^2 "
                   f"(max abs difference {worst:.2g}, tolerance atol={ATOL:g}, rtol={RTOL:g}); "
                   f"worked example = {EXAMPLE_LOSS:g}")
 
@@ -153,12 +153,12 @@ def check_center_loss_grad(fn: Callable) -> None:
     tol = 1e-7
     results = []
     for x, y, c in _cases(1):
-        got = _np(_call(fn, *_fresh(x, y, c)))
+        got = _np(call_student(fn, *_fresh(x, y, c)))
         want = x - c[y]
         if got.shape != want.shape:
             hint = ("that is the shape of the centers: return the gradient w.r.t. the features, one row per sample"
                     if got.shape == c.shape else "one row per sample, one column per feature dimension: shape (m, d)")
-            _fail(name, f"shape {got.shape}, expected {want.shape}", hint)
+            fail(name, f"shape {got.shape}, expected {want.shape}", hint)
         results.append(((x, y, c), got))
     worst_rel = 0.0
     for (x, y, c), got in results:
@@ -176,9 +176,9 @@ def check_center_loss_grad(fn: Callable) -> None:
             (lambda x, y, c: x - c[(y + 1) % len(c)], "wrong center: sample i uses centers[labels[i]]"),
             (lambda x, y, c: x - c[y - 1], "wrong center: sample i uses centers[labels[i]]"),
         ], "Eq. 3: subtract each sample's own class center, features - centers[labels]")
-        _fail(name, f"relative error {rel:.1e} against the numerical gradient (expect < {tol:.0e} in float64); "
+        fail(name, f"relative error {rel:.1e} against the numerical gradient (expect < {tol:.0e} in float64); "
                     f"max abs difference from x - c_y {_err(got, want):.3g}", hint)
-    _passed(name, f"relative error vs numerical gradient {worst_rel:.1e} (expect < {tol:.0e} in float64); "
+    passed(name, f"relative error vs numerical gradient {worst_rel:.1e} (expect < {tol:.0e} in float64); "
                   f"equal to x_i - c_(y_i) within atol={ATOL:g}")
 
 
@@ -189,12 +189,12 @@ def check_center_update(fn: Callable) -> None:
     results = []
     for (x, y, c), alpha in zip(_cases(2), alphas):
         x0, y0, c0 = _fresh(x, y, c)
-        got = _np(_call(fn, x0, y0, c0, alpha))
+        got = _np(call_student(fn, x0, y0, c0, alpha))
         if not (np.array_equal(c0, c) and np.array_equal(x0, x) and np.array_equal(y0, y)):
-            _fail(name, "your function changed its inputs in place",
+            fail(name, "your function changed its inputs in place",
                   "return new centers and leave the arguments alone: start from centers.copy()")
         if got.shape != c.shape:
-            _fail(name, f"shape {got.shape}, expected {c.shape}", "return all K centers, one row per class")
+            fail(name, f"shape {got.shape}, expected {c.shape}", "return all K centers, one row per class")
         results.append(((x, y, c, alpha), got))
     worst = 0.0
     for (x, y, c, alpha), got in results:
@@ -226,7 +226,7 @@ def check_center_update(fn: Callable) -> None:
             hint = ("for each class j: n_j = number of samples with label j, Delta c_j = sum over those samples "
                     "of (c_j - x_i) / (1 + n_j), then c_j - alpha * Delta c_j")
         j = int(np.nanargmax(np.abs(got - want).max(1))) if not np.isnan(got).all() else 0
-        _fail(name, f"alpha={alpha}, labels {y.tolist()}: center {j} is {np.round(got[j], 4).tolist()}, "
+        fail(name, f"alpha={alpha}, labels {y.tolist()}: center {j} is {np.round(got[j], 4).tolist()}, "
                     f"expected {np.round(want[j], 4).tolist()}", hint)
-    _passed(name, f"{len(results)} batches (worked example, absent classes, alpha up to 1.9) agree with Eq. 4 "
+    passed(name, f"{len(results)} batches (worked example, absent classes, alpha up to 1.9) agree with Eq. 4 "
                   f"and 6 (max abs difference {worst:.2g}, tolerance atol={ATOL:g}, rtol={RTOL:g})")

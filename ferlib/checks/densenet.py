@@ -33,7 +33,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .core import CheckFailed, _fail, _passed
+from .core import fail, not_implemented, passed
 
 __all__ = ["check_bottleneck", "check_transition", "check_dense_block", "check_densenet_bc", "copy_by_kind_and_shape"]
 
@@ -81,7 +81,7 @@ def copy_by_kind_and_shape(reference: nn.Module, student: nn.Module) -> None:
     else:
         want = ", ".join(f"{_kind(n)}{tuple(t.shape)}" for n, t in ref.items() if _kind(n) != "num_batches_tracked")
         got = ", ".join(f"{_kind(n)}{tuple(t.shape)}" for n, t in mine.items() if _kind(n) != "num_batches_tracked")
-        _fail("weights", f"your module's tensors do not match the reference's one to one.\n"
+        fail("weights", f"your module's tensors do not match the reference's one to one.\n"
                          f"      reference: {want}\n      yours:     {got}", COPY_HINT)
     student.load_state_dict({mine_name: ref[ref_name].clone() for mine_name, ref_name in mapping.items()})
 
@@ -101,21 +101,17 @@ def _randomise(module: nn.Module, seed: int) -> None:
                 nn.init.kaiming_normal_(m.weight, generator=g)
 
 
-def _not_implemented(what: str) -> None:
-    raise CheckFailed(f"{what} is not implemented yet: replace `raise NotImplementedError()` with your code") from None
-
-
 def _build(name: str, make: Callable, *args) -> nn.Module:
     what = getattr(make, "__name__", "your class")
     try:
         module = make(*args)
     except NotImplementedError:
-        _not_implemented(f"{what}.__init__")
+        not_implemented(f"{what}.__init__")
     except Exception as e:  # noqa: BLE001 - any error in the student's constructor becomes a hint
-        _fail(name, f"{what}{args} raised {type(e).__name__}: {e}",
+        fail(name, f"{what}{args} raised {type(e).__name__}: {e}",
               "read the traceback: run the constructor yourself in a cell with these arguments")
     if not isinstance(module, nn.Module):
-        _fail(name, f"{what}{args} returned {type(module).__name__}, not an nn.Module",
+        fail(name, f"{what}{args} returned {type(module).__name__}, not an nn.Module",
               "your class must subclass torch.nn.Module and call super().__init__()")
     return module.double()
 
@@ -125,17 +121,17 @@ def _forward(name: str, module: nn.Module, x: torch.Tensor, cat_hint: bool = Fal
     try:
         out = module(x)
     except NotImplementedError:
-        _not_implemented(f"{type(module).__name__}.forward")
+        not_implemented(f"{type(module).__name__}.forward")
     except Exception as e:  # noqa: BLE001
         hint = "read the traceback: run your module on a tensor of this shape in a cell"
         if cat_hint or "Sizes of tensors must match" in str(e):
             hint = ("a (B, C, H, W) tensor has its channels on axis 1: concatenate with torch.cat([x, new], dim=1); "
                     "on any other axis the sizes do not fit (or the next layer gets the wrong number of channels)")
-        _fail(name, f"forward on an input of shape {tuple(x.shape)} raised {type(e).__name__}: {e}", hint)
+        fail(name, f"forward on an input of shape {tuple(x.shape)} raised {type(e).__name__}: {e}", hint)
     if not isinstance(out, torch.Tensor):
-        _fail(name, f"forward returned {type(out).__name__}, expected a tensor", "return the output tensor")
+        fail(name, f"forward returned {type(out).__name__}, expected a tensor", "return the output tensor")
     if not torch.equal(x, x_before):
-        _fail(name, "forward changed its input in place",
+        fail(name, "forward changed its input in place",
               "an in-place op (e.g. nn.ReLU(inplace=True) or x += ...) was applied to the input itself; "
               "in a dense block the input is also part of the output, so it must stay intact: apply BN first "
               "(it makes a new tensor), or use inplace=False")
@@ -145,7 +141,7 @@ def _forward(name: str, module: nn.Module, x: torch.Tensor, cat_hint: bool = Fal
 def _compare(name: str, got: torch.Tensor, want: torch.Tensor, hint: str) -> float:
     err = float((got.detach() - want.detach()).abs().max())
     if not torch.allclose(got.detach(), want.detach(), atol=ATOL, rtol=0):
-        _fail(name, f"max abs difference {err:.3g} from the reference (tolerance {ATOL:g})", hint)
+        fail(name, f"max abs difference {err:.3g} from the reference (tolerance {ATOL:g})", hint)
     return err
 
 
@@ -167,7 +163,7 @@ def _values(name: str, ref: nn.Module, mine: nn.Module, x: torch.Tensor, hint: s
 def _check_params(name: str, ref: nn.Module, mine: nn.Module, hint: str) -> None:
     n_ref, n_mine = _n_params(ref), _n_params(mine)
     if n_mine != n_ref:
-        _fail(name, f"{n_mine:,} parameters, the reference has {n_ref:,} ({n_mine - n_ref:+,})", hint)
+        fail(name, f"{n_mine:,} parameters, the reference has {n_ref:,} ({n_mine - n_ref:+,})", hint)
 
 
 def _input(seed: int, shape) -> torch.Tensor:
@@ -202,12 +198,12 @@ def check_bottleneck(cls: Callable) -> None:
         want_shape = (4, k, 6, 5)
         if tuple(out.shape) != want_shape:
             if out.ndim == 4 and out.shape[1] == c + k:
-                _fail(label, f"output shape {tuple(out.shape)}, expected {want_shape}",
+                fail(label, f"output shape {tuple(out.shape)}, expected {want_shape}",
                       "return only the k new maps H(x); the dense block concatenates [x, H(x)] (ferlib's convention)")
             if out.ndim == 4 and out.shape[1] != k:
-                _fail(label, f"output has {out.shape[1]} channels, expected k = {k}",
+                fail(label, f"output has {out.shape[1]} channels, expected k = {k}",
                       "the 1×1 conv makes 4k maps, the 3×3 conv makes k")
-            _fail(label, f"output shape {tuple(out.shape)}, expected {want_shape}",
+            fail(label, f"output shape {tuple(out.shape)}, expected {want_shape}",
                   "the 3×3 conv needs padding=1 (and stride 1) to keep height and width; the 1×1 conv has no padding")
         _check_params(label, ref, mine,
                       "BN(in) → ReLU → Conv1×1(in → 4k, bias=False) → BN(4k) → ReLU → Conv3×3(4k → k, padding=1, "
@@ -215,7 +211,7 @@ def check_bottleneck(cls: Callable) -> None:
         worst = max(worst, _values(label, ref, mine, x,
                                    "same parameters, different output: check the order BN → ReLU → conv, twice, "
                                    "that each BN normalises the tensor just before it, and no ReLU is missing"))
-    _passed(name, f"{len(settings)} settings: shape (B, k, H, W), parameter counts equal to ferlib's, "
+    passed(name, f"{len(settings)} settings: shape (B, k, H, W), parameter counts equal to ferlib's, "
                   f"outputs equal in eval and train mode, max abs difference {worst:.2g} (tolerance {ATOL:g})")
 
 
@@ -243,14 +239,14 @@ def check_transition(cls: Callable) -> None:
             out = _forward(label, mine, x)
         want_c, want_hw = math.floor(theta * p), size // 2
         if out.ndim != 4 or out.shape[0] != 3:
-            _fail(label, f"output shape {tuple(out.shape)}, expected (3, {want_c}, {want_hw}, {want_hw})",
+            fail(label, f"output shape {tuple(out.shape)}, expected (3, {want_c}, {want_hw}, {want_hw})",
                   "a transition keeps the batch axis and returns a (B, C, H, W) map")
         if out.shape[1] != want_c:
-            _fail(label, f"{out.shape[1]} output channels, expected ⌊θ·p⌋ = ⌊{theta}·{p}⌋ = {want_c}",
+            fail(label, f"{out.shape[1]} output channels, expected ⌊θ·p⌋ = ⌊{theta}·{p}⌋ = {want_c}",
                   "the 1×1 conv makes floor(θ·p) maps: int(math.floor(compression * in_channels)); "
                   "not round() and not ceil()")
         if tuple(out.shape[2:]) != (want_hw, want_hw):
-            _fail(label, f"output is {out.shape[2]}×{out.shape[3]}, expected {want_hw}×{want_hw}",
+            fail(label, f"output is {out.shape[2]}×{out.shape[3]}, expected {want_hw}×{want_hw}",
                   "end with 2×2 average pooling, stride 2 (nn.AvgPool2d(kernel_size=2, stride=2)); "
                   "it halves height and width, rounding down (21 → 10)")
         _check_params(label, ref, mine,
@@ -259,7 +255,7 @@ def check_transition(cls: Callable) -> None:
         worst = max(worst, _values(label, ref, mine, x,
                                    "same parameters, different output: the order is BN → ReLU → conv 1×1 → "
                                    "*average* pooling (not max pooling), as in ferlib's Transition"))
-    _passed(name, f"{len(settings)} settings: ⌊θ·p⌋ channels, halved size, parameter counts equal to ferlib's, "
+    passed(name, f"{len(settings)} settings: ⌊θ·p⌋ channels, halved size, parameter counts equal to ferlib's, "
                   f"outputs equal in eval and train mode, max abs difference {worst:.2g} (tolerance {ATOL:g})")
 
 
@@ -288,14 +284,14 @@ def check_dense_block(cls: Callable) -> None:
         want = (2, c0 + n_layers * k, 5, 6)
         if tuple(out.shape) != want:
             if tuple(out.shape) == (2, k, 5, 6):
-                _fail(label, f"output shape {tuple(out.shape)}, expected {want}",
+                fail(label, f"output shape {tuple(out.shape)}, expected {want}",
                       "you returned only the last layer's k maps: append each layer's output to the running "
                       "concatenation, x = torch.cat([x, layer(x)], dim=1), and return x")
-            _fail(label, f"output shape {tuple(out.shape)}, expected {want} = (B, k0 + L·k, H, W)",
+            fail(label, f"output shape {tuple(out.shape)}, expected {want} = (B, k0 + L·k, H, W)",
                   "concatenate on the channel axis, dim=1 of (B, C, H, W) (dim=0 stacks images, dim=2 rows), "
                   "and build layer l as MyBottleneck(in_channels + l * growth_rate, growth_rate)")
         if not torch.equal(out[:, :c0], x):
-            _fail(label, "the first k0 output channels are not the block's input",
+            fail(label, "the first k0 output channels are not the block's input",
                   "the input comes first and is passed on unchanged: torch.cat([x, layer(x)], dim=1), "
                   "not torch.cat([layer(x), x], dim=1)")
         _check_params(label, ref, mine,
@@ -303,7 +299,7 @@ def check_dense_block(cls: Callable) -> None:
         worst = max(worst, _values(label, ref, mine, x,
                                    "each layer must see *all* earlier maps [x_0, …, x_{l−1}] (the running "
                                    "concatenation), not just the previous layer's output"))
-    _passed(name, f"{len(settings)} settings: k0 + L·k channels on axis 1, input first and unchanged, "
+    passed(name, f"{len(settings)} settings: k0 + L·k channels on axis 1, input first and unchanged, "
                   f"outputs equal to ferlib's DenseBlock, max abs difference {worst:.2g} (tolerance {ATOL:g})")
 
 
@@ -349,14 +345,14 @@ def check_densenet_bc(block_cls: Callable, transition_cls: Callable) -> None:
     try:
         table = layer_table(mine, (1, PAPER_INPUT_SIZE, PAPER_INPUT_SIZE), as_frame=False)
     except NotImplementedError:
-        _not_implemented("your block or transition's forward")
+        not_implemented("your block or transition's forward")
     except Exception as e:  # noqa: BLE001
-        _fail(name, f"a forward pass on a {PAPER_INPUT_SIZE}×{PAPER_INPUT_SIZE} image raised {type(e).__name__}: {e}",
+        fail(name, f"a forward pass on a {PAPER_INPUT_SIZE}×{PAPER_INPUT_SIZE} image raised {type(e).__name__}: {e}",
               "run check_dense_block and check_transition first; both must pass")
     want = layer_table(ref, (1, PAPER_INPUT_SIZE, PAPER_INPUT_SIZE), as_frame=False)
     for got_row, want_row in zip(table, want):
         if got_row["output_shape"] != want_row["output_shape"]:
-            _fail(name, f"{got_row['layer']} outputs {got_row['output_shape']}, "
+            fail(name, f"{got_row['layer']} outputs {got_row['output_shape']}, "
                         f"Table I wants {want_row['output_shape']}",
                   "run check_dense_block and check_transition first; both must pass")
     _check_params(name, ref, mine, "run check_bottleneck, check_dense_block and check_transition first")
@@ -365,5 +361,5 @@ def check_densenet_bc(block_cls: Callable, transition_cls: Callable) -> None:
     print(f"{'layer':<16}{'output size':>12}{'channels':>10}{'params':>10}")
     for row in table:
         print(f"{row['layer']:<16}{row['output_size']:>12}{row['channels']:>10}{row['params']:>10,}")
-    _passed(name, f"Table I sizes on {PAPER_INPUT_SIZE}×{PAPER_INPUT_SIZE}, {_n_params(mine):,} parameters as in "
+    passed(name, f"Table I sizes on {PAPER_INPUT_SIZE}×{PAPER_INPUT_SIZE}, {_n_params(mine):,} parameters as in "
                   f"ferlib's densenet_bc(), logits equal, max abs difference {worst:.2g} (tolerance {ATOL:g})")

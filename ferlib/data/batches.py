@@ -39,7 +39,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["DeviceBatchSource", "epoch_seed", "batch_seed"]
+__all__ = ["DeviceBatchSource", "epoch_seed", "batch_seed", "SAMPLERS"]
+
+SAMPLERS = ("random", "balanced")
 
 _PERMUTATION_STREAM = 0x5EED_0001
 _AUGMENT_STREAM = 0x5EED_0002
@@ -92,6 +94,16 @@ class DeviceBatchSource:
         with each batch; iteration then yields ``(x, y, extra_batch)``.
     channels_last : return ``torch.channels_last`` tensors.
     dtype : dtype of the images yielded (float32; autocast happens in the trainer).
+    sampler : ``"random"`` (default) -- a permutation of the split per epoch.
+        ``"balanced"`` -- class-balanced batches for in-batch triplet mining: every batch
+        holds ``B // C`` samples of each of the ``C`` classes present, the remaining
+        ``B - C * (B // C)`` drawn at random from the whole split, in shuffled order;
+        ``N // B`` full batches per epoch (DNNRL Sec. 4: "Each training epoch had
+        floor(N/128) batches, with the training samples randomly selected").  A class
+        with fewer samples than the epoch needs is recycled (re-shuffled each pass);
+        larger classes are drawn without replacement within the epoch.  Deterministic
+        in ``(seed, epoch)`` like the permutation, so mid-epoch resume stays bitwise.
+        Needs integer labels, ``shuffle=True`` and ``batch_size >= C``.
 
     Iteration
     ---------
@@ -108,9 +120,11 @@ class DeviceBatchSource:
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  shuffle: bool = True, drop_last: bool = False, seed: int = 0,
                  extra: Mapping[str, object] | None = None, channels_last: bool = False,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, sampler: str = "random"):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if augment is not None and transform is not None:
             raise ValueError("give either augment (training) or transform (evaluation), not both")
         self.device = torch.device(device)
@@ -162,6 +176,23 @@ class DeviceBatchSource:
         self.epoch = 0
         self.start_batch = 0
         self._generator = None  # created lazily on the device
+        self.sampler = sampler
+        if sampler == "balanced":
+            self._check_balanced()
+
+    def _check_balanced(self) -> None:
+        if self.labels.is_floating_point():
+            raise ValueError("sampler='balanced' needs integer class labels, got soft labels")
+        if not self.shuffle:
+            raise ValueError("sampler='balanced' draws random batches: it needs shuffle=True")
+        classes = torch.unique(self.labels)
+        if self.batch_size < len(classes):
+            raise ValueError(f"sampler='balanced' needs batch_size >= the number of classes ({len(classes)}), "
+                             f"got {self.batch_size}")
+        if self.num_samples < self.batch_size:
+            raise ValueError(f"sampler='balanced' makes N // batch_size full batches: {self.num_samples} samples "
+                             f"are fewer than one batch of {self.batch_size}")
+        self._class_indices = [(self.labels == c).nonzero(as_tuple=True)[0].cpu() for c in classes.tolist()]
 
     @classmethod
     def for_eval(cls, pixels, labels, *, batch_size: int, augment=None, **kwargs) -> "DeviceBatchSource":
@@ -177,7 +208,7 @@ class DeviceBatchSource:
 
     def __len__(self) -> int:
         """Batches per epoch."""
-        if self.drop_last:
+        if self.drop_last or self.sampler == "balanced":
             return self.num_samples // self.batch_size
         return math.ceil(self.num_samples / self.batch_size)
 
@@ -193,7 +224,26 @@ class DeviceBatchSource:
         if not self.shuffle:
             return torch.arange(self.num_samples, device=self.device)
         g = torch.Generator(device="cpu").manual_seed(epoch_seed(self.seed, epoch))
+        if self.sampler == "balanced":
+            return self._balanced_order(g).to(self.device)
         return torch.randperm(self.num_samples, generator=g).to(self.device)
+
+    def _balanced_order(self, g: torch.Generator) -> torch.Tensor:
+        """The epoch's ``len(self) * B`` sample indices, batch after batch (see ``sampler``)."""
+        batches, b = len(self), self.batch_size
+        per_class = b // len(self._class_indices)
+
+        def draw(pool: torch.Tensor, count: int) -> torch.Tensor:
+            # concatenated fresh permutations of the pool: no repeats until the pool is used up
+            passes = -(-count // len(pool))
+            perms = torch.rand(passes, len(pool), generator=g).argsort(1)
+            return pool[perms.reshape(-1)[:count]]
+
+        parts = [draw(idx, batches * per_class).view(batches, per_class) for idx in self._class_indices]
+        rest = b - per_class * len(self._class_indices)
+        parts.append(draw(torch.arange(self.num_samples), batches * rest).view(batches, rest))
+        grid = torch.cat(parts, 1)                                      # (batches, B), classes in blocks
+        return grid.gather(1, torch.rand(batches, b, generator=g).argsort(1)).reshape(-1)
 
     def __iter__(self) -> Iterator:
         epoch, start = self.epoch, self.start_batch
@@ -243,5 +293,6 @@ class DeviceBatchSource:
     def __repr__(self) -> str:
         return (f"DeviceBatchSource(num_samples={self.num_samples}, shape={tuple(self.pixels.shape[1:])}, "
                 f"batch_size={self.batch_size}, batches={len(self)}, device={self.device}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch}, "
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, sampler={self.sampler!r}, seed={self.seed}, "
+                f"epoch={self.epoch}, "
                 f"augment={self.augment!r})")

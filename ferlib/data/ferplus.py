@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import FERPLUS_CLASSES, FERPLUS_VOTE_COLUMNS, SPLITS
+from .classes import FERPLUS_CLASSES, FERPLUS_TO_FER2013, FERPLUS_VOTE_COLUMNS, SPLITS
 from .dataset import FERDataset
 from .errors import DataFormatError
 
@@ -355,3 +355,58 @@ def ferplus_dataset(dataset: FERDataset, votes: FERPlusVotes, mode: str = "major
 
     images = replace(images, labels=labels.labels, class_names=FERPLUS_CLASSES)
     return images, labels
+
+
+def image_name_numbers(votes: FERPlusVotes) -> np.ndarray:
+    """The number in each row's ``Image name`` (``fer0000123.png`` -> 123), -1 where the name is empty.
+
+    The numbers run over the named rows only, so they drift away from the row index
+    (and a few are used twice): never align by them.
+    """
+    names = np.asarray(votes.image_names, dtype=str)
+    named = names != ""
+    digits = np.char.replace(np.char.replace(names, "fer", ""), ".png", "")
+    out = np.full(len(names), -1, dtype=np.int64)
+    bad = named & ~np.char.isdigit(digits)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(Path(votes.source), f"Image name {names[r]!r} is not of the form ferNNNNNNN.png",
+                              where=f"row {r} (line {r + 2})", fix="download fer2013new.csv again")
+    out[named] = digits[named].astype(np.int64)
+    return out
+
+
+def plurality_agreement(dataset: FERDataset, votes: FERPlusVotes) -> dict[str, float]:
+    """How often the FER+ plurality vote agrees with the FER-2013 label, under three alignments.
+
+    The plurality vote of a row is its most-voted emotion (argmax over the 8 emotion
+    columns, the first on ties), mapped to FER-2013 (contempt, which FER-2013 lacks,
+    counts as a disagreement).  Over the named rows of the votes, it is compared with
+    the FER-2013 label of
+
+    * ``"row index"`` -- the same row of ``fer2013.csv``: the correct alignment;
+    * ``"row index + 1"`` -- the next row: an alignment off by one;
+    * ``"Image name"`` -- the row whose index is the number in ``Image name``.
+
+    and ``"chance"``: the agreement of two *independent* labellings with the same class
+    frequencies, ``sum_k p_k q_k``.  Returns ``{alignment or "chance": agreement}``: a
+    misaligned FER+ does not fail, it agrees about as often as chance.  ``dataset`` must
+    be the complete ``fer2013.csv`` (checked by :func:`align_ferplus`).
+    """
+    align_ferplus(dataset, votes)
+    fer_labels = dataset.labels[np.argsort(dataset.rows)]  # file row order
+    to_fer = np.array([-1 if c is None else c for c in FERPLUS_TO_FER2013])
+    plurality = to_fer[votes.votes[:, :len(FERPLUS_CLASSES)].argmax(1)]
+    named = votes.image_names != ""
+    number = image_name_numbers(votes)
+    by_name = named & (number >= 0) & (number < len(fer_labels))
+    shifted = named[:-1]
+    k = len(FERPLUS_TO_FER2013) - 1  # FER-2013's classes
+    p = np.bincount(fer_labels[named], minlength=k) / named.sum()
+    q = np.bincount(plurality[named & (plurality >= 0)], minlength=k) / named.sum()  # contempt: never agrees
+    return {
+        "row index": float((plurality[named] == fer_labels[named]).mean()),
+        "row index + 1": float((plurality[:-1][shifted] == fer_labels[1:][shifted]).mean()),
+        "Image name": float((plurality[by_name] == fer_labels[number[by_name]]).mean()),
+        "chance": float(p @ q),
+    }

@@ -20,19 +20,11 @@ Equation numbers without a paper's name are DenseNet-CL's.
 
 Decisions taken here (the recipes follow them)
 ----------------------------------------------
-**Reduction: ``"mean"`` by default.**  Read literally, all three papers *sum* over
-the samples (Eq. 2 has no 1/N although Eq. 1, the cross-entropy, does).  With
-``"sum"`` the gradient w.r.t. a feature is exactly Eq. 3, ``x_i - c_{y_i}``, but the
-loss -- and so the balance against the batch-averaged cross-entropy -- grows with the
-batch size m: lambda has to be re-tuned whenever m changes.  With ``"mean"`` (divide
-by m) the per-sample gradient is ``(x_i - c_{y_i}) / m``, the same 1/m that the
-cross-entropy's per-sample gradient carries, so lambda is a batch-size-free ratio.
-Wen et al.'s own Caffe layer returns ``dot / M / 2`` (the batch mean) and most PyTorch
-ports divide by the batch size, so ferlib uses the mean and reads the papers'
-lambdas on that scale (``lambda_sum = lambda_mean / m`` if you need the literal Eq. 2).
-The papers do not say which their code used: had DenseNet-CL's code summed, its
-0.05 would be 0.05 * 128 = 6.4 on ferlib's mean scale.  ``reduction="sum"`` stays
-available.
+**Reduction: ``"mean"`` by default.**  The papers sum Eq. 2 over the batch; ferlib
+divides by the batch size m (as Wen et al.'s Caffe layer and most ports do), so lambda
+does not depend on m (``lambda_sum = lambda_mean / m``); ``reduction="sum"`` is
+Eq. 2 literally.  The argument and its numbers: chapter 03, §"Sum or mean over the
+batch?".
 
 **Initialisation: zeros.**  As in the common TensorFlow implementations (Wen et
 al.'s Caffe layer takes a configurable filler).  With the rule, the first update
@@ -73,44 +65,19 @@ Common mistakes with the gradient variant, and what ferlib does about them:
    ``L_C`` alone, the features the gradient of ``lambda * L_C``, so ``center_lr`` means
    the same thing whatever lambda is.
 
-**DenseNet-CL's "constant learning rate 10^-3 for training center loss" vs
-alpha = 0.5.**  DenseNet-CL calls alpha "the learning rate for updating the class
-centers", so the centers follow the rule with alpha = 0.5, and 10^-3 cannot be
-theirs.  We read 10^-3 as the learning rate of the *network* on the ``lambda * L_C``
-term: "we train softmax loss and center loss with different learning rates" -- one
-optimizer steps ``L_S`` at 0.1 (decayed), another steps ``lambda * L_C`` at a constant
-10^-3, both on the network weights.  For SGD (with momentum too, between lr changes;
-weight decay aside) that is the same as
-one optimizer at the softmax lr ``base_lr`` whose gradient from the center term is
-multiplied by ``10^-3 / base_lr``; :class:`SoftmaxCenterLoss` exposes this as
-``feature_grad_scale`` (the gradient of ``lambda * L_C`` reaching the features is
-scaled; the reported loss value is unchanged), and
-:func:`separate_lr_grad_scale` computes it.  A recipe that follows DenseNet-CL sets
-``criterion.feature_grad_scale = separate_lr_grad_scale(current_lr, 1e-3)`` whenever
-the softmax lr changes (0.01 at lr 0.1, 0.1 at lr 0.01, ...).  The default 1.0 is
-the usual single-learning-rate reading of Eq. 5.  CL-ResNet50 uses Adam 1e-3 for
-both terms, i.e. ``feature_grad_scale = 1``.
-
-``SoftmaxCenterLoss(center_term_lr=1e-3)`` does that bookkeeping itself: the trainer
-calls :meth:`SoftmaxCenterLoss.on_lr_change` at the start and after every change of the learning rate (and again when a
-run resumes mid-epoch) with its optimiser, and the criterion sets
-``feature_grad_scale = center_term_lr / optimizer.param_groups[0]["lr"]`` (group 0 is
-the network's).  With the plateau schedule (lr 0.1 -> 0.01 -> ... -> 1e-5) the scale
-goes 0.01, 0.1, 1, 10, 100: the center term's effective step stays at 10^-3 while
-the softmax steps shrink, so late in training the center term dominates the updates
--- the literal consequence of "a constant learning rate 10^-3 is used for training
-center loss".  Two caveats of the emulation: momentum mixes the center gradients of
-the epochs before an lr change with the new scale for a few steps (two separate
-optimisers would not), and weight decay is applied once, at the softmax lr.  With
-Adam (or any adaptive optimiser) scaling a gradient term is not a separate learning
-rate; :meth:`on_lr_change` warns.
+**DenseNet-CL's "constant learning rate 10^-3 for training center loss".**  The
+centers' rate is alpha, so ferlib reads 10^-3 as the rate at which ``lambda L_C``
+trains the *network*, emulated with one SGD optimiser by scaling that term's gradient
+into the features by ``center_term_lr / lr`` (``feature_grad_scale``, kept up to date
+by :meth:`SoftmaxCenterLoss.on_lr_change`; exact for SGD between learning-rate
+changes, not for Adam).  The argument, its caveats and a demonstration against two
+optimisers: chapter 03, §"Two learning rates".
 """
 from __future__ import annotations
 
 import warnings
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -308,9 +275,8 @@ class SoftmaxCenterLoss(Criterion):
         rather than of ``lambda * L_C`` -- what ports do by multiplying the center grads
         by ``1/lambda`` -- so ``center_lr`` does not have to be retuned with lambda.
     feature_grad_scale : multiplies the gradient of ``lambda * L_C`` flowing into the
-        features (and so the network); see the module docstring for
-        DenseNet-CL's separate 10^-3 center-loss lr and :func:`separate_lr_grad_scale`.
-        A plain attribute: a recipe may change it between steps.
+        features (and so the network); the loss value is unchanged.  A plain
+        attribute: a recipe may change it between steps (:func:`separate_lr_grad_scale`).
     center_term_lr : if set, the learning rate at which the ``lambda * L_C`` term trains
         the network (DenseNet-CL: constant 10^-3); :meth:`on_lr_change` then sets
         ``feature_grad_scale = center_term_lr / lr`` from the optimiser's current lr

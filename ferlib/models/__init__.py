@@ -1,4 +1,4 @@
-"""Models: DenseNet family, backbones."""
+"""Models: DenseNet family, the DNNRL inception network, backbones."""
 
 from .densenet import (
     DENSENET_VARIANTS,
@@ -14,5 +14,6 @@ from .densenet import (
     wide_densenet,
     wide_densenet_bc,
 )
+from .dnnrl import DNNRLNet, InceptionModule, dnnrl_net, table1
 from .registry import MODELS, build_model, register_model
 from .summary import count_flops, count_macs, count_parameters, layer_table, variant_table

@@ -9,7 +9,10 @@ the center loss acts.  Input 224x224, the grey face stacked to three channels
 Interface shared by ferlib models: ``forward(x) -> logits``,
 ``forward_with_features(x) -> (logits, features)`` with ``features`` the
 average-pooled ``(B, feature_dim)`` deep features, ``feature_dim`` (2048 for
-ResNet-50, 512 for ResNet-18) and ``classifier`` (the new ``nn.Linear``).
+ResNet-50, 512 for ResNet-18), ``classifier`` (the new ``nn.Linear``) and
+``.features``, the module that maps an image batch to those deep features (here the
+torchvision network without its ``fc``, kept as ``backbone`` so state-dict keys match
+torchvision's).
 
 ImageNet weights (``pretrained``)
 ---------------------------------
@@ -171,9 +174,11 @@ class TorchvisionResNetFER(nn.Module):
             return None, f"random-init (ImageNet weights unavailable: {reason})"
         return state, f"imagenet:{member}"
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The average-pooled deep features, ``(B, feature_dim)``."""
-        return self.backbone(x)  # fc is Identity: conv stages -> avgpool -> flatten
+    @property
+    def features(self) -> nn.Module:
+        """The module that maps an image batch to the average-pooled deep features ``(B, feature_dim)``:
+        torchvision's network with ``fc`` replaced by ``Identity`` (conv stages, avgpool, flatten)."""
+        return self.backbone
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.features(x)

@@ -211,9 +211,10 @@ class DenseNet(nn.Module):
     ``forward_with_features(x) -> (logits, features)`` with features the globally pooled
     deep features (B, ``feature_dim``) fed to ``classifier`` (the final ``nn.Linear``).
 
-    ``self.features`` is an ``nn.Sequential`` with children ``conv`` (stem),
-    ``denseblock1``, ``transition1``, …, ``denseblock{num_blocks}``, ``last_transition``;
-    it maps an image batch to the deep features.
+    ``self.features`` -- as on every ferlib model, the module that maps an image batch
+    to the deep features (B, ``feature_dim``) -- is an ``nn.Sequential`` with children
+    ``conv`` (stem), ``denseblock1``, ``transition1``, …, ``denseblock{num_blocks}``,
+    ``last_transition``.
     """
 
     def __init__(

@@ -9,7 +9,9 @@ class EmbeddingNet(nn.Module):
     """MLP with a ``feature_dim``-unit deep-feature layer, then a linear classifier.
 
     ``in_dim -> hidden -> hidden -> feature_dim`` (PReLU between), ``-> num_classes``.
-    ``forward_with_features(x)`` returns ``(logits, features)``.
+    ``forward_with_features(x)`` returns ``(logits, features)``; ``features``, as on every
+    ferlib model, is the module that maps an input batch ``(B, in_dim)`` to the deep
+    features ``(B, feature_dim)``.
     """
 
     def __init__(self, in_dim: int, feature_dim: int = 2, hidden: int = 64, num_classes: int = 7):

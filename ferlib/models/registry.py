@@ -12,6 +12,7 @@ from torch import nn
 
 from .backbones import BACKBONES
 from .densenet import DENSENET_VARIANTS, DenseNet
+from .dnnrl import DNNRL_VARIANTS
 from .embedding_net import EmbeddingNet
 
 
@@ -22,7 +23,8 @@ def _tiny_densenet(num_classes: int = 7, in_channels: int = 1, **kw) -> DenseNet
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {**DENSENET_VARIANTS, "tiny-densenet": _tiny_densenet,
-                                               **BACKBONES, "embedding-net": EmbeddingNet}
+                                               **BACKBONES, "embedding-net": EmbeddingNet,
+                                               **DNNRL_VARIANTS}
 
 
 def register_model(name: str, factory: Callable[..., nn.Module]) -> None:

@@ -10,13 +10,21 @@ Optimiser: every trainable parameter of the model in one group (weight decay on 
 them, BatchNorm and biases included, as the DenseNet reference code does), plus the
 criterion's own groups.  Fused kernels on CUDA, ``foreach`` on the CPU.
 
+Validation: a recipe read out by k-NN (``classifier="knn"``) is validated by a
+:class:`~ferlib.train.validation.KNNValidator` against a class-stratified reference
+subset of Training (``KNN_REFERENCE_PER_CLASS`` per class, evaluation transform);
+every other recipe by the softmax head.  A recipe's ``protocol`` (DNNRL §4's
+validation-loss rule, :mod:`ferlib.train.protocols`) is added as a callback.
+
 Wall-clock budget (``minutes``): the whole splits, the ``warmup-cosine`` schedule
 (the plateau rule needs an open-ended number of epochs), and a
 :class:`~ferlib.train.callbacks.TimeBudget` that plans the epochs from measured
-throughput.
+throughput.  A recipe's ``protocol`` is left out under a budget: its learning-rate
+cuts would fight the cosine schedule, and its stop rule the planned length.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,17 +32,21 @@ from pathlib import Path
 import torch
 
 from ..data.batches import DeviceBatchSource
+from ..data.dataset import stratified_subset
 from ..data.normalize import fit_normalizer
 from ..data.splits import PreparedData
 from ..data.transforms import get_augment
 from ..models import build_model
-from .callbacks import MidEpochCheckpoint, ProgressBar, StopAfterSteps, TimeBudget
+from .callbacks import (LongRunWarning, MidEpochCheckpoint, ProgressBar, SaveOnInterrupt, StopAfterSteps,
+                        TimeBudget)
 from .checkpoint import describe_model
 from .criteria import build_criterion
 from .precision import resolve_precision
+from .protocols import build_protocol
 from .recipes import Recipe
 from .schedules import build_schedule
 from .trainer import Trainer
+from .validation import KNN_REFERENCE_PER_CLASS, KNNValidator, SoftmaxValidator
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -79,6 +91,12 @@ class Run:
     test_source: DeviceBatchSource
     budget: TimeBudget | None
     schedule_name: str
+    common: dict  # device, normaliser and channels_last of every source: for more evaluation sources
+
+    def eval_source(self, split) -> DeviceBatchSource:
+        """An in-order source over a :class:`~ferlib.data.dataset.FERDataset` (evaluation transform, no randomness)."""
+        return DeviceBatchSource.for_eval(split.pixels, split.labels, batch_size=max(256, self.recipe.batch_size),
+                                          augment=self.augment, **self.common)
 
 
 def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0, device=None,
@@ -100,8 +118,10 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
     criterion = build_criterion(recipe.criterion, num_classes, model.feature_dim).to(device)
     optimizer = build_optimizer(recipe, model, criterion, device)
     common = dict(device=device, normalize=normalizer, channels_last=channels_last)
-    train_source = DeviceBatchSource(data.train.pixels, data.train.labels, batch_size=recipe.batch_size,
-                                     augment=augment, shuffle=True, seed=seed, **common)
+    batch_size = recipe.batch_size if minutes else recipe.batch_size_for(profile)
+    train_source = DeviceBatchSource(data.train.pixels, data.train.labels, batch_size=batch_size,
+                                     augment=augment, shuffle=True, seed=seed, drop_last=recipe.drop_last,
+                                     sampler=recipe.sampler, **common)
     eval_bs = max(256, recipe.batch_size)
     val_source = DeviceBatchSource.for_eval(data.val.pixels, data.val.labels, batch_size=eval_bs,
                                             augment=augment, **common)
@@ -110,9 +130,19 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
     schedule_name = "warmup-cosine" if minutes else recipe.schedule
     schedule = build_schedule(schedule_name, recipe, optimizer, len(train_source))
     n_epochs = epochs if epochs is not None else recipe.budget(profile).epochs
-    budget = TimeBudget(minutes, started=started or time.time()) if minutes else None
+    budget = None
+    if minutes:  # final evaluation: softmax (best + last-five ensemble) and/or embedding all three splits for k-NN
+        passes = TimeBudget.FINAL_EVAL_PASSES if recipe.classifier == "softmax" else 0
+        if recipe.uses_knn:
+            passes += math.ceil((len(data.train) + len(data.val) + len(data.test)) / len(data.val))
+        budget = TimeBudget(minutes, started=started or time.time(), final_eval_passes=passes)
     callbacks = [budget] if budget else []
+    if recipe.protocol and not minutes:
+        callbacks.append(build_protocol(recipe.protocol, recipe))
     callbacks.append(MidEpochCheckpoint(checkpoint_every_steps, checkpoint_interval_s))
+    callbacks.append(SaveOnInterrupt())
+    if budget is None and profile == "full":
+        callbacks.append(LongRunWarning())
     if progress:
         callbacks.append(ProgressBar(recipe.name, budget))
     callbacks += list(extra_callbacks)
@@ -120,6 +150,14 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
         callbacks.append(StopAfterSteps(stop_after_steps))
     identity = {"recipe": recipe.to_dict(), "profile": profile, "seed": seed, "data": data.description,
                 "epochs": None if minutes else n_epochs, "minutes": minutes, "precision": precision}
+    if recipe.classifier == "knn":
+        reference = stratified_subset(data.train, KNN_REFERENCE_PER_CLASS, seed)
+        validator = KNNValidator(DeviceBatchSource.for_eval(reference.pixels, reference.labels, batch_size=eval_bs,
+                                                            augment=augment, **common),
+                                 criterion if callable(getattr(criterion, "validation_loss", None)) else None,
+                                 metric=recipe.knn_metric)
+    else:
+        validator = SoftmaxValidator()
     describe = lambda: describe_model(  # noqa: E731
         model_name=recipe.model, model_kwargs=model_kwargs, normalizer=normalizer,
         normalization=recipe.normalization, eval_transform=augment.to_dict(), input_size=recipe.input_size,
@@ -127,5 +165,6 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
     trainer = Trainer(model=model, criterion=criterion, optimizer=optimizer, schedule=schedule,
                       train_source=train_source, val_source=val_source, run_dir=run_dir, epochs=n_epochs,
                       precision=precision, identity=identity, describe_model=describe, callbacks=callbacks,
-                      early_stopping_patience=recipe.early_stopping_patience, name=recipe.name, log=progress)
-    return Run(trainer, recipe, data, augment, normalizer, test_source, budget, schedule_name)
+                      early_stopping_patience=recipe.early_stopping_patience, validator=validator,
+                      select_on=recipe.select_on, name=recipe.name, log=progress)
+    return Run(trainer, recipe, data, augment, normalizer, test_source, budget, schedule_name, common)

@@ -7,9 +7,17 @@ checkpoints, and ``on_fit_end(trainer)``.  The ones here:
 * :class:`MidEpochCheckpoint` -- ``latest.pt`` every N steps / S seconds inside an
   epoch, so a killed run resumes mid-epoch (bitwise: see ``ferlib.data.batches``).
 * :class:`StopAfterSteps` -- a simulated kill for tests and demos.
+* :class:`SaveOnInterrupt` -- Ctrl-C ends the run at the next step with a resumable
+  checkpoint and one line saying where it stopped and how to resume.
+* :class:`LongRunWarning` -- an epoch budget that will take hours says so early.
 * :class:`TimeBudget` -- plans the number of epochs from measured throughput so the
   run fits in M minutes (``--minutes``), and sets the schedule's length.
 * :class:`ProgressBar` -- tqdm per epoch, with the time left under a budget.
+
+A callback ends a run by setting ``trainer.stop_requested = True`` (checked before
+each epoch) and keeps what it must carry across a resume in
+``trainer.state.callback_state[name]``; the DNNRL §4 protocol
+(:mod:`ferlib.train.protocols`) does both.
 """
 from __future__ import annotations
 
@@ -28,7 +36,67 @@ class Callback:
 
 
 class TrainingInterrupted(RuntimeError):
-    """Raised by :class:`StopAfterSteps` to simulate a killed run."""
+    """Raised by :class:`StopAfterSteps` (a simulated kill) and :class:`SaveOnInterrupt` (Ctrl-C).
+
+    In Jupyter it renders as its message alone (``_render_traceback_``): the run was
+    stopped on purpose, and the message says how to go on.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
+class SaveOnInterrupt(Callback):
+    """Ctrl-C (SIGINT) during training: finish the step, save ``latest.pt``, stop with one line.
+
+    The first Ctrl-C only sets a flag (a step cut in half would leave the model and the
+    saved position out of step); the next step boundary saves a resumable checkpoint
+    and raises :class:`TrainingInterrupted` with "interrupted at epoch E of N, step S of
+    B; run the same command to resume".  A second Ctrl-C interrupts at once, as usual.
+    Installed only in the main thread (Python's rule for signal handlers); the previous
+    handler is restored when the run ends, however it ends.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def on_fit_start(self, trainer) -> None:
+        import signal
+        import threading
+
+        self.requested = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def _stop(self, trainer, at_epoch_end: bool) -> None:
+        trainer.save_resume()
+        self.on_fit_end(trainer)
+        s = trainer.state
+        where = (f"after epoch {s.epoch} of {trainer.epochs}" if at_epoch_end else
+                 f"at epoch {s.epoch + 1} of {trainer.epochs}, step {s.next_batch} of {len(trainer.train_source)}")
+        raise TrainingInterrupted(f"interrupted {where}; checkpoint saved in {trainer.run_dir}; "
+                                  f"run the same command to resume")
+
+    def on_step_end(self, trainer) -> None:
+        if self.requested:
+            self._stop(trainer, at_epoch_end=False)
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        if self.requested:
+            self._stop(trainer, at_epoch_end=True)
+
+    def on_fit_end(self, trainer) -> None:
+        if self._previous is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 class MidEpochCheckpoint(Callback):
@@ -57,6 +125,41 @@ class StopAfterSteps(Callback):
             raise TrainingInterrupted(f"stopped after {trainer.state.steps} steps (simulated kill)")
 
 
+class LongRunWarning(Callback):
+    """Say early, from measured throughput, how long an epoch-budget run will take, and what to do instead.
+
+    After ``skip_steps`` warm-up steps and ``timed_steps`` timed ones, the time of the
+    whole run is estimated (training steps, plus evaluation as a third of a training
+    pass over PublicTest per epoch).  Above ``warn_hours`` a warning names the estimate
+    and points at the wall-clock budget (``--minutes``) and at Ctrl-C, which stops with
+    a checkpoint.  The paper's budgets on a laptop CPU take days; that should be a
+    choice, not a surprise.
+    """
+
+    def __init__(self, warn_hours: float = 2.0, skip_steps: int = 3, timed_steps: int = 10, clock=time.perf_counter):
+        self.warn_hours, self.skip_steps, self.timed_steps = warn_hours, skip_steps, timed_steps
+        self.clock = clock
+        self._t = None
+        self.estimate_hours = None
+
+    def on_step_end(self, trainer) -> None:
+        s = trainer.state
+        if self.estimate_hours is not None:
+            return
+        if s.steps == self.skip_steps:
+            self._t = self.clock()
+        elif self._t is not None and s.steps == self.skip_steps + self.timed_steps:
+            step_s = (self.clock() - self._t) / self.timed_steps
+            steps_left = (trainer.epochs - s.epoch) * len(trainer.train_source) - s.next_batch
+            eval_s = step_s / 3 * len(trainer.val_source) * (trainer.epochs - s.epoch)
+            self.estimate_hours = (steps_left * step_s + eval_s) / 3600
+            if self.estimate_hours > self.warn_hours:
+                print(f"[ferlib] warning: at the measured {step_s:.2f} s per step, {trainer.epochs} epochs of "
+                      f"{trainer.name} take about {self.estimate_hours:.1f} hours on {trainer.device}. "
+                      f"For a real model in an hour on a CPU use --minutes 60; Ctrl-C stops with a checkpoint.",
+                      flush=True)
+
+
 class TimeBudget(Callback):
     """Fit the run into ``minutes`` of wall clock, final evaluation included.
 
@@ -65,7 +168,9 @@ class TimeBudget(Callback):
     as a forward pass (1/3 of a training step per image).  Plan 2 (after epoch 1, which
     is the warm-up of the cosine schedule, so its length does not depend on the plan):
     the same from the measured epoch -- training, PublicTest evaluation, checkpoints --
-    and a final evaluation of 12 passes (best + last five checkpoints, two splits).
+    and a final evaluation of ``final_eval_passes`` PublicTest-sized passes (12: best +
+    last five checkpoints, two splits; a k-NN readout adds the embedding of Training,
+    PublicTest and PrivateTest, see :func:`ferlib.train.build.build_run`).
     After later epochs the plan is only ever shortened, when the measured epochs run
     slower than planned (another job on the machine).  The plan is stored in
     ``trainer.state.plan`` and saved with every checkpoint, so a resumed run keeps it.
@@ -74,9 +179,10 @@ class TimeBudget(Callback):
     FINAL_EVAL_PASSES = 12
 
     def __init__(self, minutes: float, started: float | None = None, calibration_steps: int = 20,
-                 skip_steps: int = 3):
+                 skip_steps: int = 3, final_eval_passes: int = FINAL_EVAL_PASSES):
         if not minutes > 0:
             raise ValueError(f"minutes must be > 0, got {minutes!r}")
+        self.final_eval_passes = int(final_eval_passes)
         self.budget_s = 60.0 * float(minutes)
         self.started = started if started is not None else time.time()
         self.calibration_steps, self.skip_steps = calibration_steps, skip_steps
@@ -119,7 +225,7 @@ class TimeBudget(Callback):
             eval_s = trainer.val_source.num_samples / trainer.train_source.batch_size * step_s / 3
             epoch_s = n_batches * step_s + eval_s
             left = self.seconds_left() - (n_batches - s.next_batch) * step_s - eval_s \
-                - self.FINAL_EVAL_PASSES * eval_s
+                - self.final_eval_passes * eval_s
             self._set(trainer, 1 + math.floor(left / epoch_s), "calibration", step_s=step_s,
                       images_per_s=trainer.train_source.batch_size / step_s)
 
@@ -128,12 +234,12 @@ class TimeBudget(Callback):
         if record["epoch"] == 1 and trainer.state.plan.get("planned_by") != "epoch 1":
             epoch_s = now - self._epoch_start
             eval_s = record["eval_seconds"]
-            left = self.seconds_left() - self.FINAL_EVAL_PASSES * eval_s
+            left = self.seconds_left() - self.final_eval_passes * eval_s
             self._set(trainer, 1 + math.floor(left / epoch_s), "epoch 1", epoch_s=epoch_s, eval_s=eval_s,
                       images_per_s=record["images_per_s"])
         elif record["epoch"] > 1:  # behind plan (a loaded machine)? shorten the run, never lengthen it
             epoch_s = now - self._epoch_start
-            left = self.seconds_left() - self.FINAL_EVAL_PASSES * record["eval_seconds"]
+            left = self.seconds_left() - self.final_eval_passes * record["eval_seconds"]
             fits = record["epoch"] + max(0, math.floor(left / epoch_s))
             if fits < trainer.epochs:
                 plan = {k: v for k, v in trainer.state.plan.items() if k not in ("budget_s", "epochs", "planned_by")}
@@ -168,9 +274,12 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        lr = record["lr"]
+        lr, val_loss = record["lr"], record.get("val_loss")
+        loss = f"  loss {val_loss:.4f}" if val_loss is not None else ""
+        note = f"  [{record['protocol']}]" if record.get("protocol") else ""
         print(f"[{self.name}] epoch {record['epoch']}/{trainer.epochs}  train loss {record['train_loss']:.4f}  "
-              f"PublicTest acc {record['val_accuracy']:.4f}  lr {lr:.2g}  {record['train_seconds']:.1f} s", flush=True)
+              f"PublicTest acc {record['val_accuracy']:.4f}{loss}  lr {lr:.2g}  {record['train_seconds']:.1f} s{note}",
+              flush=True)
 
     def on_fit_end(self, trainer) -> None:
         if self.bar is not None:

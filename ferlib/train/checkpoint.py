@@ -96,19 +96,34 @@ class LoadedModel:
         return DeviceBatchSource.for_eval(np.asarray(pixels), labels, batch_size=batch_size, augment=self.augment,
                                           normalize=self.normalizer, device=self.device)
 
+    @property
+    def has_softmax_head(self) -> bool:
+        """False for an embedding-only network (DNNRL's T-DNN and DNNRL, read out by k-NN)."""
+        return getattr(self.model, "classifier", True) is not None
+
     @torch.no_grad()
     def predict_outputs(self, pixels: np.ndarray, batch_size: int = 256, precision: str | None = None):
-        """(logits, features) as CPU tensors -- the trainer's evaluation path (same transform, same code)."""
+        """(logits, features) as CPU tensors -- the trainer's evaluation path (same transform, same code).
+
+        ``logits`` is None for a model without a softmax head.
+        """
         from ..evaluate.metrics import predict
+        from .validation import predict_embeddings
 
         precision = precision or self.meta.get("precision", "fp32")
         dtype = torch.bfloat16 if precision == "bf16" else None
-        logits, _, feats = predict(self.model, self.eval_source(pixels, batch_size=batch_size),
-                                   autocast_dtype=dtype, return_features=True)
+        source = self.eval_source(pixels, batch_size=batch_size)
+        if not self.has_softmax_head:
+            return None, predict_embeddings(self.model, source, autocast_dtype=dtype)[0]
+        logits, _, feats = predict(self.model, source, autocast_dtype=dtype, return_features=True)
         return logits, feats
 
     def predict_proba(self, pixels: np.ndarray, batch_size: int = 256, precision: str | None = None) -> np.ndarray:
         """Class probabilities for uint8 (N, 48, 48) faces, exactly as training evaluated them."""
+        if not self.has_softmax_head:
+            raise ValueError(f"{self.meta.get('model_name', 'this model')} was trained without a softmax head "
+                             "(an embedding read out by k-NN): use features() and "
+                             "ferlib.evaluate.knn.knn_predict against embedded Training faces")
         return torch.softmax(self.predict_outputs(pixels, batch_size, precision)[0], 1).numpy()
 
     def features(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -121,3 +121,6 @@ def add_train_commands(sub) -> None:
     t.add_argument("--overwrite", action="store_true", help="replace an existing full-profile results file")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_train)
+    from .ensemble_runs import add_ensemble_command
+
+    add_ensemble_command(sub, parse_device)

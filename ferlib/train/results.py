@@ -6,6 +6,14 @@ metrics per split, per-class report, confusion matrix, selected epoch, checkpoin
 ensemble, history, config, git sha, device, library versions, wall time and
 training throughput.  Full-profile results go to ``results/``; quick-profile ones
 to ``results/quick/`` so a laptop run never overwrites a GPU result.
+
+Recipes read out by k-NN (DNNRL §4; ``recipe.classifier == "knn"``, or
+``report_knn`` beside a softmax head) also get a ``knn`` block: the selected
+checkpoint embeds the whole Training split, PublicTest and PrivateTest (evaluation
+transform), k is chosen on PublicTest (:func:`ferlib.evaluate.knn.knn_evaluate`),
+and the k, the PublicTest sweep over k and the metrics of both splits are written.
+For ``classifier == "knn"`` those metrics are the recipe's ``metrics``; there is no
+softmax, hence no checkpoint ensemble (``ensemble_last5`` is None).
 """
 from __future__ import annotations
 
@@ -17,18 +25,21 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .. import paths
 from ..data.dataset import FERDataset
 from ..data.splits import prepare_splits
 from ..evaluate.ensemble import checkpoint_epoch, last_checkpoints, mean_softmax
+from ..evaluate.knn import DEFAULT_KS, knn_evaluate
 from ..evaluate.metrics import classification_metrics
 from ..profiles import get_profile
 from .build import build_run, resolve_device
 from .checkpoint import load_checkpoint_dict
 from .recipes import Recipe
 from .trainer import KEEP_LAST, train_images_per_s
+from .validation import predict_embeddings
 
 REPO = paths.kit_root()
 
@@ -105,6 +116,43 @@ def evaluate_selected(run) -> dict:
     return out
 
 
+def load_selected(run) -> dict:
+    """Load ``best.pt`` (the epoch selected on PublicTest) into the run's model; returns the checkpoint."""
+    best = load_checkpoint_dict(run.trainer.run_dir / "best.pt")
+    run.trainer.model.load_state_dict(best["model"])
+    return best
+
+
+def one_hot(predictions, num_classes: int):
+    """(N,) class predictions as (N, C) one-hot scores, for :func:`classification_metrics`."""
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(predictions)]
+
+
+def evaluate_knn(run, ks=DEFAULT_KS) -> dict:
+    """DNNRL §4's readout with the model's current weights (the selected epoch after :func:`load_selected`).
+
+    Embeds the whole Training split, PublicTest and PrivateTest (evaluation transform),
+    chooses k among ``ks`` (those not above the Training size) on PublicTest and
+    classifies PrivateTest with it.  Returns ``{"k", "metric", "sweep": {k: PublicTest
+    accuracy}, "reference", "PublicTest": metrics, "PrivateTest": metrics}``.
+    """
+    t, names = run.trainer, run.data.class_names
+    sources = {"Training": run.eval_source(run.data.train), "PublicTest": t.val_source, "PrivateTest": run.test_source}
+    emb = {k: predict_embeddings(t.model, s, autocast_dtype=t.autocast_dtype) for k, s in sources.items()}
+    n_train = emb["Training"][0].shape[0]
+    usable = [k for k in ks if k <= n_train]
+    if not usable:
+        raise ValueError(f"every k in {tuple(ks)} exceeds the {n_train} Training embeddings")
+    out = knn_evaluate(emb["Training"], emb["PublicTest"], emb["PrivateTest"], ks=usable,
+                       metric=run.recipe.knn_metric, num_classes=len(names))
+    metrics = {split: classification_metrics(one_hot(out["predictions"][split], len(names)),
+                                             emb[split][1].numpy(), names) for split in ("PublicTest", "PrivateTest")}
+    return {"k": out["k"], "metric": out["metric"], "sweep": {str(k): acc for k, acc in out["sweep"].items()},
+            "selection": "k with the best PublicTest accuracy (the smallest on ties); PrivateTest classified once",
+            "reference": {"split": "Training", "n": n_train, "transform": "evaluation (deterministic)"},
+            **metrics}
+
+
 def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: str | None = None,
                data_dir=None, device=None, seed: int = 0, results_path: str | Path | None = None,
                run_dir: str | Path | None = None, resume: bool = True, progress: bool = True,
@@ -135,7 +183,15 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
                     minutes=minutes, progress=progress, started=started, **build_kwargs)
     trainer = run.trainer
     state = trainer.fit(resume=resume)
-    final = evaluate_selected(run)
+    if recipe.classifier == "softmax":
+        final = evaluate_selected(run)  # leaves the selected epoch's weights in the model
+    else:
+        final = {"selected_epoch": load_selected(run)["epoch"], "ensemble_last5": None}
+    knn = evaluate_knn(run) if recipe.uses_knn else None
+    if recipe.classifier == "knn":
+        final["metrics"] = {split: knn[split] for split in ("PublicTest", "PrivateTest")}
+    selection = ("epoch with the lowest PublicTest validation loss" if trainer.select_on == "loss"
+                 else "epoch with the best PublicTest accuracy")
     results = {
         "recipe": recipe.name,
         "paper": recipe.paper,
@@ -149,9 +205,14 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
         "data": data.description,
         "seed": seed,
         "selected_epoch": final["selected_epoch"],
-        "selection": "epoch with the best PublicTest accuracy; PrivateTest is reported, never used to select",
+        "selection": f"{selection}; PrivateTest is reported, never used to select",
+        "classifier": recipe.classifier,
         "metrics": final["metrics"],
         "ensemble_last5": final["ensemble_last5"],
+        "knn": knn,
+        "validation": trainer.validator.describe(),
+        "protocol": ({"name": recipe.protocol, **state.callback_state.get(recipe.protocol, {})}
+                     if recipe.protocol and not minutes else None),
         "paper_results": recipe.paper_results,
         "history": state.history,
         "epochs_run": state.epoch,
@@ -174,8 +235,10 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
         note = "  (SYNTHETIC data)" if data.synthetic else ""
         if profile == "quick" and not minutes:
             note += "  -- quick profile: a smoke test of the pipeline, not a result"
-        print(f"[{recipe.name}] selected epoch {results['selected_epoch']}: PublicTest "
-              f"{m['PublicTest']['accuracy']:.4f}, PrivateTest {m['PrivateTest']['accuracy']:.4f}{note} -> {results_path}")
+        how = f" ({recipe.classifier}{', k = ' + str(knn['k']) if recipe.classifier == 'knn' else ''})"
+        print(f"[{recipe.name}] selected epoch {results['selected_epoch']}{how}: PublicTest "
+              f"{m['PublicTest']['accuracy']:.4f}, PrivateTest {m['PrivateTest']['accuracy']:.4f}{note} "
+              f"-> {results_path}")
     return results
 
 
@@ -198,7 +261,7 @@ def _ours(results: dict, key: str):
     if key in metrics:
         return round(100 * metrics[key]["accuracy"], 1)
     if key.startswith("ensemble_"):
-        v = results.get("ensemble_last5", {}).get(key[len("ensemble_"):])
+        v = (results.get("ensemble_last5") or {}).get(key[len("ensemble_"):])
         return None if v is None else round(100 * v, 1)
     test = metrics.get("PrivateTest", {})
     field = {"accuracy": "accuracy", "f1": "macro_f1", "macro_f1": "macro_f1",

@@ -3,14 +3,14 @@
 The trainer calls ``schedule.after_step()`` after every optimiser step and
 ``schedule.after_epoch(train_loss)`` after every epoch; each schedule acts on the one
 it is defined by.  After any change of the learning rate the criterion hears of it
-(``criterion.on_lr_change(optimizer)``), so a term with its own learning rate (the
-densenet paper's constant 10^-3 for the center term) follows at once.
+(``criterion.on_lr_change(optimizer)``), so a term with its own learning rate
+(DenseNet-CL's center term, chapter 03, §"Two learning rates") follows at once.
 
-* ``plateau`` -- the densenet paper (§IV-C): "divided by 10 whenever the training
-  loss stops improving".  ferlib's reading, stated once here: "stops improving" =
-  the epoch's mean training loss has not fallen by more than 1 % (relative,
-  ``plateau_threshold=1e-2``) below its best for ``plateau_patience`` epochs; the
-  learning rate never goes below ``min_lr`` (1e-5: three cuts from 0.1 and one more).
+* ``plateau`` -- DenseNet-CL (§IV-C): "decreased by 10 times whenever the training
+  loss stops improving".  "Stops improving" = the epoch's mean training loss has not
+  fallen by more than ``plateau_threshold`` (relative) below its best for
+  ``plateau_patience`` epochs; the learning rate never goes below ``min_lr`` (the
+  values are the recipe's; chapter 02, §"The training protocol", explains them).
   Implemented by :class:`torch.optim.lr_scheduler.ReduceLROnPlateau`.  It needs an
   open-ended number of epochs, so it cannot be fitted into a wall-clock budget.
 * ``warmup-cosine`` -- for a wall-clock budget (``--minutes``): linear warm-up over

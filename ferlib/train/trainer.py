@@ -2,15 +2,19 @@
 
 :class:`Trainer` receives what :func:`ferlib.train.build.build_run` made from a
 recipe -- model, criterion, optimiser, schedule, the Training and PublicTest batch
-sources, the run folder, callbacks -- and only loops.  Its step (:meth:`train_epoch`)
-has five commented phases; everything else is a callback
+sources, the validator, the run folder, callbacks -- and only loops.  Its step
+(:meth:`train_epoch`) has five commented phases; everything else is a callback
 (:mod:`ferlib.train.callbacks`) or a part.
 
-Each epoch: train, evaluate PublicTest (model selection and early stopping on
-PublicTest accuracy, patience in epochs), save ``epoch_NNN.pt`` (the last five are
-kept for the checkpoint ensemble), ``best.pt`` when PublicTest accuracy improves
-(the first best on ties), and ``latest.pt`` (resume).  The test split is never
-seen here.
+Each epoch: train, validate on PublicTest with the ``validator``
+(:mod:`ferlib.train.validation`: softmax accuracy and cross-entropy by default, k-NN
+accuracy and the criterion's validation loss for embedding networks), select and stop
+early on the ``select_on`` metric (PublicTest accuracy, highest wins; or the
+validation loss, lowest wins; patience in epochs), save ``epoch_NNN.pt`` (the last
+five are kept for the checkpoint ensemble), ``best.pt`` when the selection metric
+improves (the first best on ties), and ``latest.pt`` (resume).  A callback ends the
+run by setting ``trainer.stop_requested`` (the DNNRL §4 protocol,
+:mod:`ferlib.train.protocols`).  The test split is never seen here.
 
 The criterion (:class:`~ferlib.losses.base.Criterion`) receives ``(logits, features,
 labels)``; it may own parameters (in the optimiser with their own settings), update
@@ -26,13 +30,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.nn import functional as F
 
-from ..evaluate.metrics import accuracy, predict
+from ..evaluate.metrics import predict
 from .callbacks import TrainingInterrupted  # noqa: F401  (re-exported: tests and demos catch it)
 from .checkpoint import load_checkpoint_dict, prune_epoch_checkpoints, save_atomic, state_dict_cpu
+from .validation import SoftmaxValidator
 
 KEEP_LAST = 5
+SELECT_ON = ("accuracy", "loss")
 
 
 @dataclass
@@ -48,9 +53,11 @@ class RunState:
     history: list = field(default_factory=list)
     best_epoch: int = -1
     best_val_accuracy: float = -1.0
+    best_val_loss: float | None = None
     epochs_without_improvement: int = 0
     steps: int = 0
     plan: dict = field(default_factory=dict)
+    callback_state: dict = field(default_factory=dict)  # what callbacks keep across a resume, by callback name
 
 
 class RunningSums:
@@ -76,15 +83,22 @@ class Trainer:
 
     ``describe_model()`` returns the model-only checkpoint fields besides the weights
     (architecture, normalisation, evaluation transform, class names); ``identity`` is
-    what a resumed run must match (recipe, profile, seed, data, budget).
+    what a resumed run must match (recipe, profile, seed, data, budget).  ``validator``
+    (default :class:`~ferlib.train.validation.SoftmaxValidator`) measures PublicTest;
+    ``select_on`` is ``"accuracy"`` or ``"loss"`` (the validator's loss).
     """
 
     def __init__(self, *, model, criterion, optimizer, schedule, train_source, val_source, run_dir,
                  epochs: int, precision: str = "fp32", identity: dict | None = None,
                  describe_model: Callable[[], dict] = dict, callbacks=(), early_stopping_patience: int | None = None,
-                 name: str = "run", log: bool = True):
+                 validator=None, select_on: str = "accuracy", name: str = "run", log: bool = True):
+        if select_on not in SELECT_ON:
+            raise ValueError(f"select_on must be one of {SELECT_ON}, got {select_on!r}")
         self.model, self.criterion, self.optimizer, self.schedule = model, criterion, optimizer, schedule
         self.train_source, self.val_source = train_source, val_source
+        self.validator = validator if validator is not None else SoftmaxValidator()
+        self.select_on = select_on
+        self.stop_requested = False  # set by a callback to end the run after the current epoch
         self.run_dir = Path(run_dir)
         self.epochs, self.precision, self.name, self.log = int(epochs), precision, name, log
         self.identity = identity or {}
@@ -109,8 +123,8 @@ class Trainer:
             # forward (bf16 autocast where the precision says so)
             with self.autocast():
                 logits, feats = model.forward_with_features(x)
-            # loss
-            loss = crit(logits.float(), feats.float(), y)
+            # loss (criteria cast to float32 themselves; logits is None for an embedding-only model)
+            loss = crit(logits, feats.float(), y)
             # backward and step
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -128,18 +142,21 @@ class Trainer:
 
     def fit(self, *, resume: bool = True) -> RunState:
         """Train to ``epochs`` (continuing a saved run when ``resume``); returns the state."""
-        if resume:
-            self.try_resume()
+        if resume and not self.try_resume() and self.log:
+            print(f"[ferlib] {self.name}: no checkpoint in {self.run_dir} to resume from; starting at epoch 1",
+                  flush=True)
         self.criterion.on_lr_change(self.optimizer)
         for cb in self.callbacks:
             cb.on_fit_start(self)
         s = self.state
-        while s.epoch < self.epochs and not self._patience_exhausted():
-            self._t0 = time.perf_counter()
-            self.train_epoch()
-            self.end_epoch()
-        for cb in self.callbacks:
-            cb.on_fit_end(self)
+        try:
+            while s.epoch < self.epochs and not self._patience_exhausted() and not self.stop_requested:
+                self._t0 = time.perf_counter()
+                self.train_epoch()
+                self.end_epoch()
+        finally:  # callbacks release what they hold (progress bar, signal handler) however the run ends
+            for cb in self.callbacks:
+                cb.on_fit_end(self)
         return s
 
     def _patience_exhausted(self) -> bool:
@@ -161,18 +178,31 @@ class Trainer:
             self.schedule.set_total_steps(total)
             self.criterion.on_lr_change(self.optimizer)
 
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
     def evaluate(self, source) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and labels of an in-order source (PublicTest here; PrivateTest only after training)."""
-        return predict(self.model, source, autocast_dtype=torch.bfloat16 if self.precision == "bf16" else None)
+        """Logits and labels of an in-order source (PrivateTest only after training)."""
+        return predict(self.model, source, autocast_dtype=self.autocast_dtype)
+
+    def _improved(self, val_acc: float, val_loss: float | None) -> bool:
+        s = self.state
+        if self.select_on == "accuracy":
+            return val_acc > s.best_val_accuracy
+        if val_loss is None:
+            raise ValueError("select_on='loss' needs a validation loss, but the validator returned none "
+                             "(soft labels, or a k-NN validator without a criterion); select on 'accuracy'")
+        return s.best_val_loss is None or val_loss < s.best_val_loss
 
     def end_epoch(self) -> dict:
         s = self.state
-        epoch, n = s.epoch + 1, self.train_source.num_samples
+        src = self.train_source
+        epoch, n = s.epoch + 1, min(src.num_samples, len(src) * src.batch_size)  # images per epoch (drop_last)
         seconds = s.train_seconds - sum(h["train_seconds"] for h in s.history)
         t = time.perf_counter()
-        logits, labels = self.evaluate(self.val_source)
-        val_acc = accuracy(logits.numpy(), labels.numpy())
-        val_loss = float(F.cross_entropy(logits, labels)) if labels.ndim == 1 else None
+        measured = self.validator(self.model, self.val_source, self.autocast_dtype)
+        val_acc, val_loss = measured["accuracy"], measured["loss"]
         record = {"epoch": epoch, "train_loss": s.loss_sum / n,
                   "train_terms": {k: v / n for k, v in s.term_sums.items()},
                   "lr": self.optimizer.param_groups[0]["lr"], "val_accuracy": val_acc, "val_loss": val_loss,
@@ -181,12 +211,13 @@ class Trainer:
         s.history.append(record)
         if self.schedule.after_epoch(record["train_loss"]):
             self.criterion.on_lr_change(self.optimizer)
-        improved = val_acc > s.best_val_accuracy
+        improved = self._improved(val_acc, val_loss)
         if improved:
-            s.best_val_accuracy, s.best_epoch, s.epochs_without_improvement = val_acc, epoch, 0
+            s.best_val_accuracy, s.best_val_loss, s.best_epoch = val_acc, val_loss, epoch
+            s.epochs_without_improvement = 0
         else:
             s.epochs_without_improvement += 1
-        payload = self.model_payload(epoch=epoch, val_accuracy=val_acc)
+        payload = self.model_payload(epoch=epoch, val_accuracy=val_acc, val_loss=val_loss)
         save_atomic(payload, self.run_dir / f"epoch_{epoch:03d}.pt")
         prune_epoch_checkpoints(self.run_dir, KEEP_LAST)
         if improved:

@@ -3,7 +3,7 @@
 * :func:`feature_figure` -- Wen et al.'s picture: 2-D deep features coloured by class
   with the class centers, beside the two loss terms during training.
 * :func:`grid_figure` -- the same for every (lambda, alpha) of a
-  :class:`~ferlib.train.embedding_demo.CenterGrid`, as small multiples.
+  :class:`~ferlib.train.center_loss_grid.CenterGrid`, as small multiples.
 * :class:`CenterGridExplorer` -- sliders over lambda and alpha that redraw at once
   by picking a precomputed run (ipywidgets ``SelectionSlider`` + ``interactive``).
 * :func:`scatter3d` -- a plotly 3-D scatter of 3-D deep features with their centers.
@@ -124,7 +124,7 @@ def grid_figure(grid, *, split: str = "train", lambdas: Sequence[float] | None =
 
 
 class CenterGridExplorer:
-    """Sliders over the lambdas and alphas of a :class:`~ferlib.train.embedding_demo.CenterGrid`.
+    """Sliders over the lambdas and alphas of a :class:`~ferlib.train.center_loss_grid.CenterGrid`.
 
     Moving a slider calls :meth:`update`, which picks the precomputed run and redraws
     :func:`feature_figure` -- no training, so the redraw is immediate.  Display the
@@ -187,7 +187,7 @@ def scatter3d(runs: Mapping[str, object], class_names: Sequence[str], *, split: 
               max_points: int = 900, tag: str | None = None):
     """A plotly figure with one 3-D scene per run: features by class, centers as diamonds.
 
-    ``runs`` maps a panel title to a :class:`~ferlib.train.embedding_demo.ToyRun` with
+    ``runs`` maps a panel title to a :class:`~ferlib.train.center_loss_grid.CenterRun` with
     ``feature_dim == 3``.  At most ``max_points`` feature points in all (split evenly
     between the panels), so the notebook stays small.
     """

@@ -15,11 +15,20 @@ from ..criteria import CrossEntropyConfig
 
 @dataclass(frozen=True)
 class Budget:
-    """How much of the data and how many epochs a profile uses (``None`` = the whole split)."""
+    """How much of the data and how many epochs a profile uses (``None`` = the whole split).
+
+    ``batch_size``: overrides the recipe's batch size in this profile (``None`` = the
+    recipe's); a quick smoke test of a batch-128 recipe on a few dozen faces needs smaller
+    batches to take a step at all.
+    """
 
     epochs: int
     train_per_class: int | None = None
     eval_per_class: int | None = None
+    batch_size: int | None = None
+
+
+CLASSIFIERS = ("softmax", "knn")
 
 
 @dataclass(frozen=True)
@@ -41,15 +50,36 @@ class Recipe:
     nesterov: bool = True
     weight_decay: float = 1e-4  # on every parameter, BatchNorm and biases included (as DenseNet's Torch code)
     batch_size: int = 128
+    drop_last: bool = False  # True: floor(N / batch_size) full batches per epoch (DNNRL §4)
+    sampler: str = "random"  # "random" or "balanced" (class-balanced batches; ferlib.data.batches.SAMPLERS)
     schedule: str = "plateau"  # key of ferlib.train.schedules.SCHEDULES
     plateau_patience: int = 5
     plateau_threshold: float = 1e-2
     min_lr: float = 1e-5
-    early_stopping_patience: int | None = None  # epochs without a new best PublicTest accuracy
+    early_stopping_patience: int | None = None  # epochs without a new best of the selection metric
+    protocol: str | None = None  # key of ferlib.train.protocols.PROTOCOLS: a rule on the validation loss
+    select_on: str = "accuracy"  # the epoch kept as best.pt: best PublicTest "accuracy", or lowest validation "loss"
+    classifier: str = "softmax"  # how predictions are made: "softmax" (the head) or "knn" (k-NN on the embedding)
+    report_knn: bool = False  # also report k-NN on the embedding beside the softmax head (classifier="softmax")
+    knn_metric: str = "euclidean"  # distance of the k-NN readout (ferlib.evaluate.knn.METRICS)
     quick: Budget = Budget(epochs=2, train_per_class=40, eval_per_class=20)
     full: Budget = Budget(epochs=100)
     paper_results: dict = field(default_factory=dict)  # the paper's numbers, in %
     notes: str = ""
+
+    def __post_init__(self):
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"recipe {self.name!r}: classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
+        if self.select_on not in ("accuracy", "loss"):
+            raise ValueError(f"recipe {self.name!r}: select_on must be 'accuracy' or 'loss', got {self.select_on!r}")
+
+    @property
+    def uses_knn(self) -> bool:
+        """Whether results report a k-NN readout of the embedding (as the headline or beside the softmax)."""
+        return self.classifier == "knn" or self.report_knn
+
+    def batch_size_for(self, profile: str) -> int:
+        return self.budget(profile).batch_size or self.batch_size
 
     def budget(self, profile: str) -> Budget:
         return self.quick if profile == "quick" else self.full

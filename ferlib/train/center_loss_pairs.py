@@ -1,0 +1,143 @@
+"""Pairs of runs that differ only in the loss -- softmax alone, and softmax + center loss.
+
+Chapter 03 compares the deep features of such a pair (DenseNet-CL Fig. 6, t-SNE;
+CL-ResNet50 Fig. 1, PCA) and their accuracies:
+
+* :data:`CENTER_LOSS_PAIRS` -- the recipe pairs, in the order the chapter prefers them;
+* :func:`real_checkpoint` / :func:`real_checkpoint_pair` -- the selected checkpoint
+  (``best.pt``, epoch chosen on PublicTest) of real runs: a full-profile run, else a
+  wall-clock-budget run;
+* :func:`quick_pair_recipes` and :func:`train_quick_pair` -- when there is no real
+  pair: two tiny DenseNet-BCs trained for seconds through the ordinary
+  :func:`~ferlib.train.build.build_run` and :class:`~ferlib.train.trainer.Trainer`;
+* :func:`pair_features` -- the deep features of each checkpoint, through
+  :meth:`ferlib.train.checkpoint.LoadedModel.features` (the evaluation path);
+* :func:`real_pair_results` -- the results files of a real pair, for the accuracy
+  difference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .. import paths
+from .checkpoint import load_model
+from .criteria import CenterLossConfig
+from .recipes import Budget, Recipe, smoke_recipe
+
+__all__ = ["CENTER_LOSS_PAIRS", "PAIR_LABELS", "real_checkpoint", "real_checkpoint_pair", "quick_pair_recipes",
+           "QuickPair", "train_quick_pair", "pair_features", "real_pair_results"]
+
+#: (softmax only, softmax + center loss) recipe names, the chapter's first choice first.
+CENTER_LOSS_PAIRS = (("wide-densenet-bc", "wide-densenet-bc-center"), ("wide-densenet", "wide-densenet-center"),
+                     ("densenet-bc", "densenet-bc-center"), ("densenet", "densenet-center"),
+                     ("resnet50", "cl-resnet50"))
+PAIR_LABELS = ("softmax only", "softmax + center loss")
+
+
+def real_checkpoint(name: str, runs_dir: str | Path | None = None, seed: int = 0) -> Path | None:
+    """``best.pt`` of a real run of recipe ``name``: the full-profile run, else a wall-clock-budget run, else None."""
+    root = Path(runs_dir) if runs_dir is not None else paths.runs_dir()
+    full = root / f"{name}-full-seed{seed}" / "best.pt"
+    if full.is_file():
+        return full
+    # RECIPE-<M>min-<device>-seedS; the glob for "densenet" also matches "densenet-bc-...": check the name
+    budget = [p for p in sorted(root.glob(f"{name}-*min-*-seed{seed}/best.pt"))
+              if p.parent.name.rsplit("-", 3)[0] == name and p.is_file()]
+    return budget[0] if budget else None
+
+
+def real_checkpoint_pair(runs_dir: str | Path | None = None) -> dict[str, Path] | None:
+    """``{label: best.pt}`` of the first pair of :data:`CENTER_LOSS_PAIRS` with both runs, labels
+    ``"softmax only (NAME)"`` and ``"softmax + center loss (NAME)"``; None when there is none."""
+    for pair in CENTER_LOSS_PAIRS:
+        found = [real_checkpoint(name, runs_dir) for name in pair]
+        if all(found):
+            return {f"{label} ({name})": path for label, name, path in zip(PAIR_LABELS, pair, found)}
+    return None
+
+
+def quick_pair_recipes() -> dict[str, Recipe]:
+    """Two tiny DenseNet-BC recipes, identical except for the criterion (seconds on a CPU).
+
+    To show an effect in seconds they use Adam at a constant 5e-3, no augmentation and
+    a larger lambda than DenseNet-CL's -- not the paper's SGD, plateau schedule and
+    separate center-term rate (those are the ``densenet-*-center`` recipes).
+    """
+    common = dict(paper="none", paper_results={}, augment="none", optimizer="adam", lr=5e-3, schedule="constant",
+                  batch_size=64, quick=Budget(epochs=4, train_per_class=120, eval_per_class=40),
+                  full=Budget(epochs=4, train_per_class=120, eval_per_class=40))
+    return {
+        PAIR_LABELS[0]: smoke_recipe(name="ch03-softmax", row="chapter 03 pair: tiny DenseNet-BC, softmax", **common),
+        PAIR_LABELS[1]: smoke_recipe(name="ch03-center", row="chapter 03 pair: tiny DenseNet-BC, + center loss",
+                                     criterion=CenterLossConfig(lambda_=0.1, alpha=0.5), **common),
+    }
+
+
+@dataclass
+class QuickPair:
+    """What :func:`train_quick_pair` made: the selected checkpoints, the epoch histories, the data subsets."""
+
+    checkpoints: dict  # {label: best.pt}
+    histories: dict  # {label: [epoch records]}
+    data: object  # the PreparedData both runs trained and were evaluated on
+
+
+def train_quick_pair(dataset, workdir: str | Path, *, recipes: Mapping[str, Recipe] | None = None, seed: int = 0,
+                     device="cpu", threads: int | None = 1) -> QuickPair:
+    """Train each recipe's quick budget on ``dataset`` into ``workdir/<recipe>``, on the same subsets.
+
+    The subsets follow the first recipe's quick budget (the pair's recipes share it).
+    ``threads``: torch threads while training (tiny convolutions run fastest on one).
+    """
+    from ..data.splits import prepare_splits
+    from .build import build_run
+    from .center_loss_grid import torch_threads
+
+    recipes = dict(recipes or quick_pair_recipes())
+    budget = next(iter(recipes.values())).quick
+    data = prepare_splits(dataset, budget.train_per_class, budget.eval_per_class, seed=seed)
+    checkpoints, histories = {}, {}
+    with torch_threads(threads):
+        for label, recipe in recipes.items():
+            run_dir = Path(workdir) / recipe.name
+            run = build_run(recipe, data, profile="quick", seed=seed, device=device, run_dir=run_dir,
+                            progress=False, precision="fp32")
+            state = run.trainer.fit(resume=False)
+            checkpoints[label], histories[label] = run_dir / "best.pt", list(state.history)
+    return QuickPair(checkpoints, histories, data)
+
+
+def pair_features(checkpoints: Mapping[str, str | Path], train, test, *, device="cpu") -> dict[str, dict]:
+    """Deep features and accuracy of each checkpoint on two :class:`~ferlib.data.dataset.FERDataset` s.
+
+    Returns ``{label: {"Training": (features, labels), "PrivateTest": (features, labels),
+    "accuracy": PrivateTest accuracy}}`` (``train`` is the first set, ``test`` the second),
+    computed by :class:`~ferlib.train.checkpoint.LoadedModel` exactly as evaluation does.
+    """
+    out = {}
+    for label, path in checkpoints.items():
+        loaded = load_model(path, device=device)
+        logits, test_features = loaded.predict_outputs(test.pixels)
+        out[label] = {"Training": (loaded.features(train.pixels), np.asarray(train.labels)),
+                      "PrivateTest": (test_features.numpy(), np.asarray(test.labels)),
+                      "accuracy": float((logits.argmax(1).numpy() == np.asarray(test.labels)).mean())}
+    return out
+
+
+def real_pair_results(base: str, results_dir: str | Path | None = None):
+    """``(softmax results, center-loss results)`` of the same kind of real run of ``base`` and
+    ``base-center`` -- the full-profile pair, else a wall-clock-budget pair on the same
+    budget and device -- or None."""
+    from .results import budget_results, load_results
+
+    root = Path(results_dir) if results_dir is not None else paths.results_dir()
+    candidates = [(root / f"{base}.json", root / f"{base}-center.json")]
+    candidates += [(p, p.with_name(f"{base}-center" + p.name[len(base):])) for p in budget_results(base, root)]
+    for plain, center in candidates:
+        if plain.is_file() and center.is_file():
+            return load_results(plain), load_results(center)
+    return None

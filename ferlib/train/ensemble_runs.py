@@ -1,0 +1,459 @@
+"""Ensembles of finished runs: load members, predict PublicTest and PrivateTest, combine, record.
+
+A **member** is one run folder (``runs/RECIPE-PROFILE-seedS``): its ``best.pt`` (the
+epoch selected on PublicTest), or with ``last_k`` the mean softmax of its last ``k``
+``epoch_NNN.pt`` files (DenseNet-CL §IV-C).  Each member predicts through its own
+checkpoint's normaliser and evaluation transform (:class:`~ferlib.train.checkpoint.LoadedModel`),
+optionally with test-time augmentation (:mod:`ferlib.evaluate.tta`).
+
+The members' probabilities are combined by a plain mean, a majority vote or a weighted
+average whose weights differential evolution fits on PublicTest (EmoNet §5); every
+ensemble is reported on PrivateTest like a single model -- accuracy, per-class report,
+confusion matrix -- beside its members, with the method, weights, TTA and provenance,
+in ``results/ensembles/NAME.json`` (quick-profile members: ``results/quick/ensembles/``,
+so a smoke test never sits beside real results).
+
+Evaluation data: the PublicTest and PrivateTest of the data the kit finds
+(:func:`ferlib.data.discovery.load_fer2013`), cut with
+:func:`~ferlib.data.splits.prepare_splits` (seed 0) to ``eval_per_class`` images per
+class -- by default the whole splits, or, when every member is a quick-profile run,
+the largest quick budget among their recipes.  Every member is scored on the same
+images.
+
+    python -m ferlib ensemble densenet-bc densenet-bc-center --method de --tta flip
+    python -m ferlib ensemble runs/densenet-bc-full-seed0 --last-k 5
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import paths
+from ..errors import UsageError
+from ..evaluate import ensemble as ens
+from ..evaluate.tta import TTA_MODES, check_mode, tencrop_margin, tta_probabilities, views_per_image
+
+SPLITS = (ens.FIT_SPLIT, ens.TEST_SPLIT)
+
+
+class EnsembleError(UsageError):
+    """A member cannot join the ensemble (no checkpoint, different classes or data, ...): one line, what to do."""
+
+
+@dataclass
+class Member:
+    """One run folder and the checkpoints that stand for it."""
+
+    name: str
+    run_dir: Path
+    checkpoints: list  # Paths: best.pt, or the last k epoch files (oldest first)
+    class_names: tuple
+    recipe: dict
+    identity: dict  # what latest.pt says about the run (recipe, profile, seed, data, budget); {} if absent
+    eval_transform: dict = field(default_factory=dict)
+
+    @property
+    def profile(self) -> str | None:
+        if self.identity.get("minutes"):
+            return f"{self.identity['minutes']:g}-min budget"
+        return self.identity.get("profile")
+
+    @property
+    def is_quick(self) -> bool:
+        return self.identity.get("profile") == "quick" and not self.identity.get("minutes")
+
+    @property
+    def synthetic(self) -> bool | None:
+        return (self.identity.get("data") or {}).get("synthetic")
+
+    def describe(self) -> dict:
+        return {"name": self.name, "run_dir": str(self.run_dir), "recipe": self.recipe.get("name"),
+                "profile": self.profile, "seed": self.identity.get("seed"),
+                "checkpoints": [p.name for p in self.checkpoints],
+                "epochs": [ens.checkpoint_epoch(p) for p in self.checkpoints if p.name.startswith("epoch_")] or None,
+                "data": self.identity.get("data")}
+
+
+# -- members -----------------------------------------------------------------------------------------
+
+def resolve_run_dir(spec: str | Path, profile: str | None = None, seed: int = 0) -> Path:
+    """A run folder from a path, or from a recipe name: ``RECIPE-full-seedS``, a wall-clock run, ``RECIPE-quick-seedS``.
+
+    ``profile`` ("quick" or "full") limits a recipe name to that profile's folder.
+    """
+    from .recipes import RECIPES
+
+    path = Path(spec)
+    if path.is_dir():
+        return path
+    name = str(spec)
+    if name not in RECIPES:
+        raise EnsembleError(f"{name!r} is neither a run folder nor a recipe name; pass a folder with checkpoints "
+                            f"(e.g. runs/densenet-bc-quick-seed0) or a recipe (`python -m ferlib recipes` lists them)")
+    root = paths.runs_dir()
+    candidates = []
+    if profile in (None, "full"):
+        candidates.append(root / f"{name}-full-seed{seed}")
+        candidates += sorted(p for p in root.glob(f"{name}-*min-*-seed{seed}") if p.name.rsplit("-", 3)[0] == name)
+    if profile in (None, "quick"):
+        candidates.append(root / f"{name}-quick-seed{seed}")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    looked = ", ".join(c.name for c in candidates) or "nothing"
+    raise EnsembleError(f"recipe {name!r} has no run folder under {root} (looked for {looked}); "
+                        f"train it first: python -m ferlib train {name}")
+
+
+def load_member(spec: str | Path, *, last_k: int | None = None, profile: str | None = None, seed: int = 0) -> Member:
+    """A member from a run folder or recipe name: ``best.pt``, or the last ``last_k`` epoch checkpoints."""
+    from .checkpoint import load_checkpoint_dict
+
+    run_dir = resolve_run_dir(spec, profile, seed)
+    if last_k is not None:
+        if int(last_k) != last_k or last_k < 1:
+            raise EnsembleError(f"--last-k must be a positive number of checkpoints, got {last_k}")
+        files = ens.last_checkpoints(run_dir, int(last_k))
+        what = "epoch_NNN.pt"
+    else:
+        files = [run_dir / "best.pt"] if (run_dir / "best.pt").is_file() else []
+        what = "best.pt"
+    if not files:
+        raise EnsembleError(f"{run_dir}: no checkpoint ({what}) -- the run has not finished an epoch, or this is not "
+                            f"a run folder; train it (python -m ferlib train RECIPE) or pass another folder")
+    try:
+        head = load_checkpoint_dict(files[-1])
+    except ValueError as e:
+        raise EnsembleError(str(e)) from None
+    identity = {}
+    if (run_dir / "latest.pt").is_file():
+        try:
+            identity = load_checkpoint_dict(run_dir / "latest.pt").get("identity") or {}
+        except ValueError:
+            identity = {}
+    return Member(name=run_dir.name, run_dir=run_dir, checkpoints=files, class_names=tuple(head["class_names"]),
+                  recipe=head.get("recipe") or identity.get("recipe") or {}, identity=identity,
+                  eval_transform=dict(head.get("eval_transform") or {}))
+
+
+def check_compatible(members: list[Member], dataset=None) -> None:
+    """Members must predict the same classes from the same kind of data (and the data found must match)."""
+    if not members:
+        raise EnsembleError("an ensemble needs at least one member (a run folder or recipe name)")
+    first = members[0]
+    for m in members[1:]:
+        if m.class_names != first.class_names:
+            raise EnsembleError(f"{m.name} predicts classes {list(m.class_names)} but {first.name} predicts "
+                                f"{list(first.class_names)}: members must be trained on the same class set")
+        if None not in (m.synthetic, first.synthetic) and m.synthetic != first.synthetic:
+            which = {True: "the SYNTHETIC faces", False: "FER-2013"}
+            raise EnsembleError(f"{m.name} was trained on {which[m.synthetic]} but {first.name} on "
+                                f"{which[first.synthetic]}: members must be trained on the same data")
+    if dataset is not None:
+        if tuple(dataset.class_names) != first.class_names:
+            raise EnsembleError(f"the data found has classes {list(dataset.class_names)} but the members predict "
+                                f"{list(first.class_names)}; pass --data-dir with the data they were trained on")
+        trained = {m.synthetic for m in members} - {None}
+        found = bool(dataset.synthetic)
+        if trained and trained != {found}:
+            raise EnsembleError(
+                "the members were trained on FER-2013 but no FER-2013 was found (only the synthetic faces); "
+                "pass --data-dir or set FERLIB_DATA_DIR" if found else
+                "the members were trained on the synthetic faces but FER-2013 was found; evaluate them without "
+                "FERLIB_DATA_DIR / --data-dir, or train them on FER-2013")
+
+
+def default_eval_per_class(members: list[Member]) -> int | None:
+    """None (the whole splits), or for all-quick members the largest quick ``eval_per_class`` of their recipes."""
+    if not members or not all(m.is_quick for m in members):
+        return None
+    sizes = [((m.recipe.get("quick") or {}).get("eval_per_class")) for m in members]
+    return None if any(s is None for s in sizes) else max(sizes)
+
+
+def evaluation_splits(dataset, eval_per_class: int | None = None, seed: int = 0) -> dict:
+    """PublicTest and PrivateTest of ``dataset`` (``eval_per_class`` images per class, None: all), as FERDatasets."""
+    from ..data.splits import prepare_splits
+
+    data = prepare_splits(dataset, None, eval_per_class, seed)
+    return {ens.FIT_SPLIT: data.val, ens.TEST_SPLIT: data.test}
+
+
+# -- probabilities -----------------------------------------------------------------------------------
+
+def member_probabilities(member: Member, splits: dict, *, tta: str = "none", device="cpu",
+                         batch_size: int = 256) -> tuple[dict, dict]:
+    """The member's probabilities on each split (mean over its checkpoints and TTA views), and seconds per split."""
+    import torch
+
+    from .checkpoint import load_model
+
+    check_mode(tta)
+    probs = {s: 0.0 for s in splits}
+    seconds = {s: 0.0 for s in splits}
+    for path in member.checkpoints:
+        loaded = load_model(path, device=device)
+        if not getattr(loaded, "has_softmax_head", True):
+            raise EnsembleError(f"{member.name}: {path.name} has no softmax head (an embedding read out by k-NN); "
+                                f"a probability ensemble needs members with a classifier")
+        dtype = torch.bfloat16 if loaded.meta.get("precision") == "bf16" else None
+        margin = tencrop_margin(loaded.augment)
+        for split, ds in splits.items():
+            t = time.perf_counter()
+            source = loaded.eval_source(ds.pixels, ds.labels, batch_size=batch_size)
+            p, _ = tta_probabilities(loaded.model, source, tta, margin=margin, autocast_dtype=dtype)
+            if loaded.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds[split] += time.perf_counter() - t
+            probs[split] = probs[split] + p.double().numpy() / len(member.checkpoints)
+    return probs, seconds
+
+
+@dataclass
+class EnsembleInputs:
+    """Every member's probabilities on the same PublicTest and PrivateTest images."""
+
+    members: list  # Member
+    probs: dict  # split -> (M, N, K)
+    labels: dict  # split -> (N,)
+    seconds: dict  # member name -> {split: seconds}
+    tta: str
+    eval_per_class: int | None
+    class_names: tuple
+    data: dict
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+
+def collect_probabilities(members: list[Member], dataset, *, tta: str = "none", eval_per_class: int | None = None,
+                          device="cpu", batch_size: int = 256) -> EnsembleInputs:
+    """Check the members against each other and the data, then predict both evaluation splits with each."""
+    check_compatible(members, dataset)
+    seen = {}
+    for m in members:  # the same run twice: keep both, with distinct names
+        seen[m.name] = seen.get(m.name, 0) + 1
+        if seen[m.name] > 1:
+            m.name = f"{m.name} (copy {seen[m.name]})"
+    splits = evaluation_splits(dataset, eval_per_class)
+    probs, seconds = {s: [] for s in splits}, {}
+    for m in members:
+        p, sec = member_probabilities(m, splits, tta=tta, device=device, batch_size=batch_size)
+        for s in splits:
+            probs[s].append(p[s])
+        seconds[m.name] = sec
+    return EnsembleInputs(members=members, probs={s: np.stack(v) for s, v in probs.items()},
+                          labels={s: np.asarray(d.labels, dtype=np.int64) for s, d in splits.items()},
+                          seconds=seconds, tta=tta, eval_per_class=eval_per_class,
+                          class_names=tuple(dataset.class_names),
+                          data={"source": dataset.source, "format": dataset.format, "tag": dataset.tag,
+                                "synthetic": bool(dataset.synthetic),
+                                **{s: int(len(d)) for s, d in splits.items()}})
+
+
+# -- evaluation --------------------------------------------------------------------------------------
+
+def _metrics(scores: np.ndarray, labels: np.ndarray, class_names, probabilities: bool) -> dict:
+    from ..evaluate.metrics import classification_metrics
+
+    out = classification_metrics(scores, labels, class_names)
+    out["nll"] = ens.negative_log_likelihood(scores, labels) if probabilities else None
+    return out
+
+
+def evaluate_ensemble(inputs: EnsembleInputs, method: str = "mean", *, objective: str = "nll", seed: int = 0) -> dict:
+    """Combine the members (weights fitted on PublicTest for "de") and score both splits.
+
+    Returns the method, weights, the ensemble's and each member's metrics per split, the
+    best member (chosen on PublicTest) and the members' error correlations.
+    """
+    if method not in ens.METHODS:
+        raise EnsembleError(f"unknown ensemble method {method!r}; choose one of {', '.join(ens.METHODS)}")
+    if objective not in ens.OBJECTIVES:
+        raise EnsembleError(f"unknown objective {objective!r}; choose one of {', '.join(ens.OBJECTIVES)}")
+    names = inputs.names
+    m = len(names)
+    weights = None
+    if method == "de":
+        weights = ens.differential_evolution_weights(inputs.probs[ens.FIT_SPLIT], inputs.labels[ens.FIT_SPLIT],
+                                                     split=ens.FIT_SPLIT, seed=seed, objective=objective)
+    elif method == "mean":
+        weights = np.full(m, 1.0 / m)
+    out = {"method": method, "weights": None if weights is None else [float(w) for w in weights]}
+    if method == "de":
+        out.update({"objective": objective, "fitted_on": ens.FIT_SPLIT, "de_seed": seed,
+                    "de_settings": {k_: (list(v) if isinstance(v, tuple) else v) for k_, v in ens.DE_SETTINGS.items()},
+                    "objective_on_fit_split": ens.ensemble_objective(weights, inputs.probs[ens.FIT_SPLIT],
+                                                                     inputs.labels[ens.FIT_SPLIT], objective)})
+    if method == "vote":
+        out["tie_rule"] = "most votes; ties to the highest mean probability, then the lowest class index"
+    out["metrics"] = {s: _metrics(ens.combine(inputs.probs[s], method, weights), inputs.labels[s], inputs.class_names,
+                                  probabilities=method != "vote") for s in SPLITS}
+    out["member_metrics"] = {name: {s: _metrics(inputs.probs[s][i], inputs.labels[s], inputs.class_names, True)
+                                    for s in SPLITS} for i, name in enumerate(names)}
+    best = max(names, key=lambda n: out["member_metrics"][n][ens.FIT_SPLIT]["accuracy"])
+    out["best_member"] = {"name": best, "chosen_on": ens.FIT_SPLIT,
+                          **{s: out["member_metrics"][best][s]["accuracy"] for s in SPLITS}}
+    out["gain_over_best_member"] = {s: out["metrics"][s]["accuracy"] - out["best_member"][s] for s in SPLITS}
+    out["error_correlation"] = {s: np.round(ens.error_correlation(inputs.probs[s], inputs.labels[s]), 6).tolist()
+                                for s in SPLITS}
+    out["ambiguity"] = {s: ens.ambiguity_decomposition(inputs.probs[s], inputs.labels[s],
+                                                       None if weights is None else weights) for s in SPLITS}
+    return out
+
+
+def default_name(members: list[Member], method: str, tta: str, last_k: int | None) -> str:
+    parts = [method] + ([f"tta-{tta}"] if tta != "none" else []) + ([f"last{last_k}"] if last_k else [])
+    return "+".join(m.name for m in members) + "--" + "-".join(parts)
+
+
+def results_path_for(name: str, members: list[Member]) -> Path:
+    """``results/ensembles/NAME.json``; ``results/quick/ensembles/NAME.json`` when any member is a quick run."""
+    root = paths.results_dir()
+    return (root / "quick" / "ensembles" if any(m.is_quick for m in members) else root / "ensembles") / f"{name}.json"
+
+
+def ensemble_results(inputs: EnsembleInputs, evaluation: dict, *, name: str, last_k: int | None, device,
+                     started: float) -> dict:
+    """The results file's dict: the evaluation, members, data, cost and provenance."""
+    from .results import device_info, git_info, library_versions
+
+    views = views_per_image(inputs.tta)
+    seconds = {n: {s: float(v) for s, v in sec.items()} for n, sec in inputs.seconds.items()}
+    images = sum(inputs.data[s] for s in SPLITS)
+    total = sum(sum(sec.values()) for sec in seconds.values())
+    quick = any(m.is_quick for m in inputs.members)
+    return {
+        "ensemble": name,
+        "kind": "ensemble",
+        "members": [m.describe() for m in inputs.members],
+        "last_k": last_k,
+        "member_checkpoints": (f"mean softmax of the last {last_k} epoch checkpoints (DenseNet-CL §IV-C)" if last_k
+                               else "best.pt: the epoch selected on PublicTest"),
+        "tta": {"mode": inputs.tta, "views": views,
+                "margin": {m.name: tencrop_margin(m.eval_transform) for m in inputs.members}
+                if inputs.tta == "tencrop" else None},
+        **evaluation,
+        "selection": (f"weights fitted on {ens.FIT_SPLIT}; {ens.TEST_SPLIT} is reported, never used to fit"
+                      if evaluation["method"] == "de" else "no fitted parameters; both splits are reported"),
+        "profile": "quick" if quick else "real runs",
+        "synthetic": inputs.data["synthetic"],
+        "data": {**inputs.data, "eval_per_class": inputs.eval_per_class,
+                 "subset_seed": 0 if inputs.eval_per_class else None},
+        "cost": {"inference_seconds": seconds, "total_inference_seconds": total,
+                 "forward_passes_per_image": views * sum(len(m.checkpoints) for m in inputs.members),
+                 "images_per_s": images / total if total > 0 else None},
+        "provenance": {**git_info(), **device_info(device), "versions": library_versions(),
+                       "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
+                       "wall_time_s": time.time() - started, "command": " ".join(sys.argv)},
+    }
+
+
+def write_results(results: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+    return path
+
+
+def run_ensemble(specs, *, method: str = "mean", tta: str = "none", last_k: int | None = None,
+                 objective: str = "nll", seed: int = 0, dataset=None, data_dir=None, device=None,
+                 eval_per_class: int | None = None, profile: str | None = None, name: str | None = None,
+                 results_path: str | Path | None = None, out_dir: str | Path | None = None,
+                 progress: bool = True) -> dict:
+    """Load the members, predict, combine and write ``NAME.json``; returns the results dict (with ``path``).
+
+    ``specs``: run folders or recipe names.  ``results_path`` (a file) or ``out_dir``
+    (a folder for ``NAME.json``) override :func:`results_path_for`.  ``eval_per_class``: None chooses
+    :func:`default_eval_per_class`.  ``dataset``: the data to evaluate on (default:
+    :func:`~ferlib.data.discovery.load_fer2013` of ``data_dir``).
+    """
+    from .build import resolve_device
+
+    started = time.time()
+    if method not in ens.METHODS:
+        raise EnsembleError(f"unknown ensemble method {method!r}; choose one of {', '.join(ens.METHODS)}")
+    if tta not in TTA_MODES:
+        raise EnsembleError(f"unknown test-time augmentation {tta!r}; choose one of {', '.join(TTA_MODES)}")
+    if objective not in ens.OBJECTIVES:
+        raise EnsembleError(f"unknown objective {objective!r}; choose one of {', '.join(ens.OBJECTIVES)}")
+    specs = [specs] if isinstance(specs, (str, Path)) else list(specs)
+    members = [load_member(s, last_k=last_k, profile=profile, seed=0) for s in specs]
+    check_compatible(members)
+    if dataset is None:
+        from ..data.discovery import load_fer2013
+
+        dataset = load_fer2013(data_dir, verbose=progress)
+    device = resolve_device(device)
+    if eval_per_class is None:
+        eval_per_class = default_eval_per_class(members)
+    inputs = collect_probabilities(members, dataset, tta=tta, eval_per_class=eval_per_class, device=device)
+    evaluation = evaluate_ensemble(inputs, method, objective=objective, seed=seed)
+    name = name or default_name(members, method, tta, last_k)
+    results = ensemble_results(inputs, evaluation, name=name, last_k=last_k, device=device, started=started)
+    if results_path is None:
+        results_path = Path(out_dir) / f"{name}.json" if out_dir else results_path_for(name, members)
+    path = write_results(results, results_path)
+    results["path"] = str(path)
+    if progress:
+        acc = {s: results["metrics"][s]["accuracy"] for s in SPLITS}
+        best = results["best_member"]
+        note = "  (SYNTHETIC data)" if inputs.data["synthetic"] else ""
+        if results["profile"] == "quick":
+            note += "  -- quick-profile members: a smoke test of the pipeline, not a result"
+        weights = "" if results["weights"] is None else " weights " + ", ".join(f"{w:.3f}" for w in results["weights"])
+        print(f"[ensemble {method}, tta {tta}{', last ' + str(last_k) if last_k else ''}]{weights}: "
+              f"PublicTest {acc[ens.FIT_SPLIT]:.4f}, PrivateTest {acc[ens.TEST_SPLIT]:.4f}; best member "
+              f"{best['name']} (on PublicTest) {best[ens.TEST_SPLIT]:.4f} on PrivateTest{note} -> {path}")
+    return results
+
+
+# -- command line --------------------------------------------------------------------------------------
+
+def _ensemble_command(args) -> int:
+    device = args.parse_device(args.device)
+    if args.eval_per_class is not None and args.eval_per_class < 1:
+        raise EnsembleError(f"--eval-per-class must be at least 1, got {args.eval_per_class}")
+    run_ensemble(args.members, method=args.method, tta=args.tta, last_k=args.last_k, objective=args.objective,
+                 seed=args.seed, data_dir=args.data_dir, device=device, eval_per_class=args.eval_per_class,
+                 profile=args.profile, name=args.name, out_dir=args.out, progress=not args.quiet)
+    return 0
+
+
+def add_ensemble_command(sub, parse_device) -> None:
+    """``python -m ferlib ensemble RUN_OR_RECIPE... [--method mean|vote|de] [--tta none|flip|tencrop] [--last-k K]``.
+
+    ``parse_device``: the command line's ``--device`` parser (text -> torch.device, or a usage error).
+    """
+    e = sub.add_parser("ensemble", help="combine finished runs (or one run's last checkpoints) and write "
+                                        "results/ensembles/NAME.json")
+    e.add_argument("members", nargs="+", metavar="RUN_OR_RECIPE",
+                   help="run folders (runs/NAME) or recipe names (their full, wall-clock or quick seed-0 run)")
+    e.add_argument("--method", choices=ens.METHODS, default="mean",
+                   help="mean of probabilities, majority vote, or de: weights fitted by differential evolution "
+                        "on PublicTest (EmoNet)")
+    e.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation: none, flip (2 views) "
+                   "or tencrop (4 corners + centre, each flipped)")
+    e.add_argument("--last-k", type=int, help="each member is the mean of its last K epoch checkpoints "
+                   "(DenseNet-CL: 5); default: its best.pt")
+    e.add_argument("--objective", choices=ens.OBJECTIVES, default="nll",
+                   help="what --method de minimises on PublicTest")
+    e.add_argument("--seed", type=int, default=0, help="seed of differential evolution")
+    e.add_argument("--profile", choices=("quick", "full"), help="for recipe names: only that profile's run folders")
+    e.add_argument("--eval-per-class", type=int, help="images per class of PublicTest and PrivateTest (default: all; "
+                   "for quick-profile members, their quick budget)")
+    e.add_argument("--data-dir", help="folder or file with FER-2013 (default: $FERLIB_DATA_DIR, ./data, synthetic)")
+    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    e.add_argument("--name", help="results file name (default: MEMBERS--METHOD[-tta-T][-lastK])")
+    e.add_argument("--out", help="folder for NAME.json (default: results/ensembles/, or results/quick/ensembles/)")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_ensemble_command, parse_device=parse_device)
