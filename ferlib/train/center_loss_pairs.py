@@ -44,9 +44,11 @@ def real_checkpoint(name: str, runs_dir: str | Path | None = None, seed: int = 0
     full = root / f"{name}-full-seed{seed}" / "best.pt"
     if full.is_file():
         return full
-    # RECIPE-<M>min-<device>-seedS; the glob for "densenet" also matches "densenet-bc-...": check the name
+    # RECIPE-<budget tag>-seedS; the glob for "densenet" also matches "densenet-bc-...": check the name
+    from .results import is_budget_name
+
     budget = [p for p in sorted(root.glob(f"{name}-*min-*-seed{seed}/best.pt"))
-              if p.parent.name.rsplit("-", 3)[0] == name and p.is_file()]
+              if is_budget_name(p.parent.name, name, f"-seed{seed}") and p.is_file()]
     return budget[0] if budget else None
 
 

@@ -88,6 +88,7 @@ def resolve_run_dir(spec: str | Path, profile: str | None = None, seed: int = 0)
     ``profile`` ("quick" or "full") limits a recipe name to that profile's folder.
     """
     from .recipes import RECIPES
+    from .results import is_budget_name
 
     path = Path(spec)
     if path.is_dir():
@@ -100,7 +101,8 @@ def resolve_run_dir(spec: str | Path, profile: str | None = None, seed: int = 0)
     candidates = []
     if profile in (None, "full"):
         candidates.append(root / f"{name}-full-seed{seed}")
-        candidates += sorted(p for p in root.glob(f"{name}-*min-*-seed{seed}") if p.name.rsplit("-", 3)[0] == name)
+        candidates += sorted(p for p in root.glob(f"{name}-*min-*-seed{seed}")
+                             if is_budget_name(p.name, name, f"-seed{seed}"))
     if profile in (None, "quick"):
         candidates.append(root / f"{name}-quick-seed{seed}")
     for c in candidates:

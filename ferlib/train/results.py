@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -81,20 +82,43 @@ def library_versions() -> dict:
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "platform": platform.platform()}
 
 
+_BUDGET_TAG = re.compile(r"\d+(\.\d+)?min-(cpu|cuda)(-\d+threads?)?")
+
+
+def budget_tag(minutes: float, device: torch.device | None = None, threads: int | None = None) -> str:
+    """``60min-cpu-2threads`` (a CPU run's thread count is part of its name) or ``10min-cuda``.
+
+    Two wall-clock runs of one recipe on different thread counts are different results
+    (a 2-thread hour trains about twice the epochs), so neither overwrites the other.
+    """
+    kind = (device or torch.device("cpu")).type
+    if kind != "cpu":
+        return f"{minutes:g}min-{kind}"
+    n = threads or torch.get_num_threads()
+    return f"{minutes:g}min-cpu-{n}thread{'s' if n > 1 else ''}"
+
+
+def is_budget_name(stem: str, name: str, suffix: str = "") -> bool:
+    """Whether ``stem`` is ``NAME-<budget tag><suffix>`` (e.g. ``densenet-bc-60min-cpu-1thread``)."""
+    return (stem.startswith(name + "-") and stem.endswith(suffix)
+            and _BUDGET_TAG.fullmatch(stem[len(name) + 1:len(stem) - len(suffix)]) is not None)
+
+
 def run_name(recipe: Recipe, profile: str, seed: int = 0, minutes: float | None = None,
              device: torch.device | None = None) -> str:
-    """``RECIPE-PROFILE-seedS``, or ``RECIPE-60min-cpu-seedS`` for a wall-clock budget."""
+    """``RECIPE-PROFILE-seedS``, or ``RECIPE-60min-cpu-2threads-seedS`` for a wall-clock budget."""
     if minutes:
-        return f"{recipe.name}-{minutes:g}min-{(device or torch.device('cpu')).type}-seed{seed}"
+        return f"{recipe.name}-{budget_tag(minutes, device)}-seed{seed}"
     return f"{recipe.name}-{profile}-seed{seed}"
 
 
 def default_results_path(recipe: Recipe, profile: str, minutes: float | None = None,
                          device: torch.device | None = None) -> Path:
-    """``results/RECIPE.json`` (full), ``results/quick/RECIPE.json``, ``results/budget/RECIPE-60min-cpu.json``."""
+    """``results/RECIPE.json`` (full), ``results/quick/RECIPE.json``,
+    ``results/budget/RECIPE-60min-cpu-2threads.json`` (wall-clock budget)."""
     root = paths.results_dir()
     if minutes:
-        return root / "budget" / f"{recipe.name}-{minutes:g}min-{(device or torch.device('cpu')).type}.json"
+        return root / "budget" / f"{recipe.name}-{budget_tag(minutes, device)}.json"
     return (root / "quick" if profile == "quick" else root) / f"{recipe.name}.json"
 
 
@@ -281,9 +305,8 @@ def run_label(results: dict) -> str:
 
 
 def budget_results(name: str, results_dir: Path) -> list[Path]:
-    """Wall-clock-budget results files of recipe ``name`` (``budget/NAME-<M>min-<device>.json``)."""
-    return sorted(p for p in (results_dir / "budget").glob(f"{name}-*min-*.json")
-                  if p.stem.rsplit("-", 2)[0] == name)
+    """Wall-clock-budget results files of recipe ``name`` (``budget/NAME-<budget tag>.json``)."""
+    return sorted(p for p in (results_dir / "budget").glob(f"{name}-*min-*.json") if is_budget_name(p.stem, name))
 
 
 def paper_vs_ours(names, *, results_dir: str | Path | None = None, recipes=None, budget_runs: bool = True):
