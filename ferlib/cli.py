@@ -5,6 +5,9 @@
     python -m ferlib train RECIPE [--profile quick|full] [--minutes M] [--data-dir DIR] [--device D] [--seed S]
     python -m ferlib predict PHOTO... [--model CHECKPOINT] [--json] [--out ANNOTATED.png]
     python -m ferlib ensemble RUN_OR_RECIPE... [--method mean|vote|de] [--tta none|flip|tencrop] [--last-k K]
+    python -m ferlib reproduce PAPER_OR_RECIPE... [--workers N] [--minutes M] [--dry-run] [--overwrite]
+    python -m ferlib export RUN_OR_CHECKPOINT OUT.pt [--check-split PrivateTest]
+    torchrun --nproc-per-node N -m ferlib train RECIPE ...   (DistributedDataParallel, see README)
 
 A mistake (an unknown recipe or profile, a device that is not there, bad data) exits
 with status 2 and one message saying what is wrong and how to fix it; --debug shows

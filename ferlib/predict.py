@@ -37,7 +37,7 @@ DETECT_MAX_SIDE = 640
 MIN_DETECTION_WEIGHT = 1.0  # the cascade's last-stage score; faces score ~3-6, texture hits ~0.1
 FACE_SIZE = 48
 CASCADE = "haarcascade_frontalface_default.xml"
-DEFAULT_MODEL_NAME = "densenet-bc-center-60min-cpu.pt"
+DEFAULT_MODEL_NAME = "densenet-bc-center-60min-cpu-2threads.pt"  # python -m ferlib export
 
 
 def default_model_path() -> Path:
@@ -157,7 +157,7 @@ def load_predictor(model_path: str | Path | None = None):
             raise UsageError(f"{path}: no such checkpoint", "give a best.pt or epoch_NNN.pt of a run folder")
         raise UsageError(f"the kit's default model {path} is missing",
                          "train one (python -m ferlib train densenet-bc-center --minutes 60) and pass "
-                         "--model runs/densenet-bc-center-60min-cpu-seed0/best.pt")
+                         "--model runs/densenet-bc-center-60min-cpu-2threads-seed0/best.pt")
     try:
         model = load_model(path)
     except ValueError as e:

@@ -70,10 +70,13 @@ def test_time_to_accuracy_and_full_run_smoke(throughput, tmp_path, capsys):
     text = capsys.readouterr().out
     saved = json.loads(out.read_text())
     tta = saved["time_to_accuracy"]
-    for pipeline in ("conventional", "ferlib"):
-        # target 0.0 is reached after the first epoch by both
+    for pipeline in ("conventional", "ferlib-fp32", "ferlib"):
+        # target 0.0 is reached after the first epoch by all three
         assert tta[pipeline]["reached_target"] and tta[pipeline]["target_epoch"] == 1
     assert tta["speedup"] > 0 and "time to accuracy" in text
+    q = tta["precision_quality"]  # the default precision against fp32 over the same epochs
+    assert q["epochs_compared"] == 1 and q["per_epoch"][0]["train_loss_fp32"] > 0
+    assert q["within_tolerance"] == (q["max_abs_val_accuracy_difference"] <= q["tolerance"])
     run = saved["full_run"]
     assert run["epochs"] == 1 and run["wall_s"] > 0 and full.exists()
     assert run["canonical"] is False and run["meets_bar"] is None  # a smoke run is never judged against the bar

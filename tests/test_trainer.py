@@ -181,6 +181,35 @@ def test_time_budget_arithmetic():
     assert t.epochs == 1 + (600 - 100 - 24) // 50 and t.total == t.epochs * 10
 
 
+def test_time_budget_replans_after_epoch_2_in_either_direction_then_only_shortens():
+    """Epoch 1 was slow (one-off costs): epoch 2's measurement lengthens the plan; later a slow
+    epoch shortens it, a fast one never lengthens it."""
+    import time as _time
+
+    class T:
+        epochs, train_source = 0, [0] * 10
+        state = type("S", (), {"plan": {}, "epoch": 0, "next_batch": 0})()
+        total = None
+
+        def schedule_total_steps(self, n):
+            self.total = n
+
+    b, t = TimeBudget(minutes=10, started=0.0), T()
+    b.on_fit_start(t)
+    for epoch, elapsed, took in ((1, 100.0, 100.0), (2, 150.0, 50.0), (3, 170.0, 20.0), (4, 270.0, 100.0)):
+        b.elapsed = lambda e=elapsed: e
+        b._epoch_start = _time.time() - took
+        b.on_epoch_end(t, {"epoch": epoch, "eval_seconds": 1.0, "images_per_s": 1.0})
+        if epoch == 1:
+            assert t.epochs == 1 + (600 - 100 - 12) // 100 == 5
+        if epoch == 2:
+            assert t.epochs == 2 + (600 - 150 - 12) // 50 == 10 and t.state.plan["planned_by"] == "epoch 2"
+        if epoch == 3:
+            assert t.epochs == 10  # faster than planned: never lengthened after epoch 2
+        if epoch == 4:
+            assert t.epochs == 4 + (600 - 270 - 12) // 100 == 7 and t.total == 70
+
+
 def test_cli_train_writes_results(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FERLIB_DATA_DIR", raising=False)

@@ -21,6 +21,11 @@ Wall-clock budget (``minutes``): the whole splits, the ``warmup-cosine`` schedul
 :class:`~ferlib.train.callbacks.TimeBudget` that plans the epochs from measured
 throughput.  A recipe's ``protocol`` is left out under a budget: its learning-rate
 cuts would fight the cosine schedule, and its stop rule the planned length.
+
+Under torchrun (:mod:`ferlib.train.distributed`, joined by the CLI before this is
+called) the Training source serves this rank's slice of each global batch, and the
+model, criterion, validator and callbacks are wrapped by
+:func:`~ferlib.train.distributed.distribute`; rank 0 alone writes checkpoints.
 """
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ from .callbacks import (LongRunWarning, MidEpochCheckpoint, ProgressBar, SaveOnI
                         TimeBudget)
 from .checkpoint import describe_model
 from .criteria import build_criterion
+from .distributed import current as current_process_group
+from .distributed import distribute, sum_over_ranks
 from .precision import resolve_precision
 from .protocols import build_protocol
 from .recipes import Recipe
@@ -119,9 +126,11 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
     optimizer = build_optimizer(recipe, model, criterion, device)
     common = dict(device=device, normalize=normalizer, channels_last=channels_last)
     batch_size = recipe.batch_size if minutes else recipe.batch_size_for(profile)
+    group = current_process_group()
+    shard = {"rank": group.rank, "world_size": group.world_size} if group else {}
     train_source = DeviceBatchSource(data.train.pixels, data.train.labels, batch_size=batch_size,
                                      augment=augment, shuffle=True, seed=seed, drop_last=recipe.drop_last,
-                                     sampler=recipe.sampler, **common)
+                                     sampler=recipe.sampler, **common, **shard)
     eval_bs = max(256, recipe.batch_size)
     val_source = DeviceBatchSource.for_eval(data.val.pixels, data.val.labels, batch_size=eval_bs,
                                             augment=augment, **common)
@@ -162,9 +171,15 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
         model_name=recipe.model, model_kwargs=model_kwargs, normalizer=normalizer,
         normalization=recipe.normalization, eval_transform=augment.to_dict(), input_size=recipe.input_size,
         in_channels=in_channels, class_names=data.class_names, recipe=recipe.to_dict())
+    if group:
+        model, criterion, validator, callbacks = distribute(group, model=model, criterion=criterion,
+                                                            optimizer=optimizer, validator=validator,
+                                                            callbacks=callbacks, seed=seed)
     trainer = Trainer(model=model, criterion=criterion, optimizer=optimizer, schedule=schedule,
                       train_source=train_source, val_source=val_source, run_dir=run_dir, epochs=n_epochs,
                       precision=precision, identity=identity, describe_model=describe, callbacks=callbacks,
                       early_stopping_patience=recipe.early_stopping_patience, validator=validator,
-                      select_on=recipe.select_on, name=recipe.name, log=progress)
+                      select_on=recipe.select_on, name=recipe.name, log=progress,
+                      writes_checkpoints=group is None or group.rank == 0,
+                      reduce_sums=sum_over_ranks if group else None)
     return Run(trainer, recipe, data, augment, normalizer, test_source, budget, schedule_name, common)

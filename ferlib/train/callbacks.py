@@ -26,6 +26,16 @@ import time
 
 
 class Callback:
+    @staticmethod
+    def agree(flag: bool) -> bool:
+        """A per-step decision taken from this process's clock or signals, as all processes take it.
+
+        One process: the flag itself.  Under torchrun (:mod:`ferlib.train.distributed`)
+        a vote -- any rank's True is every rank's -- so all ranks save or stop at the
+        same step.  Called at every step whatever the flag (a collective).
+        """
+        return flag
+
     def on_fit_start(self, trainer) -> None: ...
 
     def on_step_end(self, trainer) -> None: ...
@@ -57,6 +67,8 @@ class SaveOnInterrupt(Callback):
     handler is restored when the run ends, however it ends.
     """
 
+    repeat_interrupts = True  # a second Ctrl-C interrupts at once (False under torchrun, which forwards the first)
+
     def __init__(self):
         self.requested = False
         self._previous = None
@@ -70,7 +82,7 @@ class SaveOnInterrupt(Callback):
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
 
     def _on_sigint(self, signum, frame) -> None:
-        if self.requested:
+        if self.requested and self.repeat_interrupts:
             raise KeyboardInterrupt
         self.requested = True
 
@@ -84,11 +96,11 @@ class SaveOnInterrupt(Callback):
                                   f"run the same command to resume")
 
     def on_step_end(self, trainer) -> None:
-        if self.requested:
+        if self.agree(self.requested):
             self._stop(trainer, at_epoch_end=False)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        if self.requested:
+        if self.agree(self.requested):
             self._stop(trainer, at_epoch_end=True)
 
     def on_fit_end(self, trainer) -> None:
@@ -111,7 +123,7 @@ class MidEpochCheckpoint(Callback):
         s = trainer.state
         due = (self.every_steps and s.steps % self.every_steps == 0) or \
               (time.perf_counter() - self._last > self.interval_s)
-        if due and s.next_batch < len(trainer.train_source):
+        if self.agree(bool(due)) and s.next_batch < len(trainer.train_source):
             trainer.save_resume()
             self._last = time.perf_counter()
 
@@ -171,8 +183,12 @@ class TimeBudget(Callback):
     and a final evaluation of ``final_eval_passes`` PublicTest-sized passes (12: best +
     last five checkpoints, two splits; a k-NN readout adds the embedding of Training,
     PublicTest and PrivateTest, see :func:`ferlib.train.build.build_run`).
+    Plan 3 (after epoch 2, the first epoch without one-off costs): the same again, longer
+    or shorter -- the 2-core 60-minute run of ``densenet-bc-center`` planned 34 epochs
+    from its 103 s first epoch, then ran 86 s epochs and finished in 51 minutes.
     After later epochs the plan is only ever shortened, when the measured epochs run
-    slower than planned (another job on the machine).  The plan is stored in
+    slower than planned (another job on the machine).  An epoch resumed part-way
+    measures nothing and plans nothing.  The plan is stored in
     ``trainer.state.plan`` and saved with every checkpoint, so a resumed run keeps it.
     """
 
@@ -188,6 +204,7 @@ class TimeBudget(Callback):
         self.calibration_steps, self.skip_steps = calibration_steps, skip_steps
         self._t = None
         self._epoch_start = None
+        self._resumed_mid_epoch = False
 
     def elapsed(self) -> float:
         return time.time() - self.started
@@ -201,6 +218,7 @@ class TimeBudget(Callback):
             trainer.epochs = plan["epochs"]
             self.budget_s = plan["budget_s"]
             self.started = time.time() - plan.get("elapsed_s", 0.0)  # the clock continues after a resume
+        self._resumed_mid_epoch = trainer.state.next_batch > 0
         self._epoch_start = time.time()
 
     def _set(self, trainer, epochs: int, how: str, **measured) -> None:
@@ -231,13 +249,19 @@ class TimeBudget(Callback):
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         now = time.time()
-        if record["epoch"] == 1 and trainer.state.plan.get("planned_by") != "epoch 1":
+        epoch, how = record["epoch"], trainer.state.plan.get("planned_by")
+        # Epochs 1 and 2 plan in either direction: epoch 1 carries one-off costs (kernel choice,
+        # first allocations) and a machine loaded by another job for a while; epoch 2 is the first
+        # clean measurement, and the cosine has hardly started, so a longer plan barely moves the
+        # learning rate.  A partial epoch (resumed mid-epoch) measures nothing and is skipped.
+        if epoch in (1, 2) and how not in ("epoch 2",) and not (epoch == 1 and how == "epoch 1") \
+                and not self._resumed_mid_epoch:
             epoch_s = now - self._epoch_start
             eval_s = record["eval_seconds"]
             left = self.seconds_left() - self.final_eval_passes * eval_s
-            self._set(trainer, 1 + math.floor(left / epoch_s), "epoch 1", epoch_s=epoch_s, eval_s=eval_s,
+            self._set(trainer, epoch + math.floor(left / epoch_s), f"epoch {epoch}", epoch_s=epoch_s, eval_s=eval_s,
                       images_per_s=record["images_per_s"])
-        elif record["epoch"] > 1:  # behind plan (a loaded machine)? shorten the run, never lengthen it
+        elif epoch > 1:  # behind plan (a loaded machine)? shorten the run, never lengthen it
             epoch_s = now - self._epoch_start
             left = self.seconds_left() - self.final_eval_passes * record["eval_seconds"]
             fits = record["epoch"] + max(0, math.floor(left / epoch_s))
@@ -245,7 +269,7 @@ class TimeBudget(Callback):
                 plan = {k: v for k, v in trainer.state.plan.items() if k not in ("budget_s", "epochs", "planned_by")}
                 self._set(trainer, max(fits, record["epoch"]), f"re-planned after epoch {record['epoch']}", **plan)
         trainer.state.plan["elapsed_s"] = self.elapsed()
-        self._epoch_start = now
+        self._epoch_start, self._resumed_mid_epoch = now, False
 
 
 class ProgressBar(Callback):

@@ -39,7 +39,9 @@ PAIR_LABELS = ("softmax only", "softmax + center loss")
 
 
 def real_checkpoint(name: str, runs_dir: str | Path | None = None, seed: int = 0) -> Path | None:
-    """``best.pt`` of a real run of recipe ``name``: the full-profile run, else a wall-clock-budget run, else None."""
+    """``best.pt`` of a real run of recipe ``name``: the full-profile run, else a wall-clock-budget run
+    (in ``runs_dir``, default the kit's ``runs/``), else -- for the kit's own folders -- the committed
+    float16 copy ``models/NAME-<budget tag>.pt``, else None."""
     root = Path(runs_dir) if runs_dir is not None else paths.runs_dir()
     full = root / f"{name}-full-seed{seed}" / "best.pt"
     if full.is_file():
@@ -49,7 +51,13 @@ def real_checkpoint(name: str, runs_dir: str | Path | None = None, seed: int = 0
 
     budget = [p for p in sorted(root.glob(f"{name}-*min-*-seed{seed}/best.pt"))
               if is_budget_name(p.parent.name, name, f"-seed{seed}") and p.is_file()]
-    return budget[0] if budget else None
+    if budget:
+        return budget[0]
+    if runs_dir is None:  # the kit's committed float16 exports (python -m ferlib export): models/NAME-<tag>.pt
+        committed = [p for p in sorted((paths.kit_root() / "models").glob(f"{name}-*min-*.pt"))
+                     if is_budget_name(p.stem, name)]
+        return committed[-1] if committed else None
+    return None
 
 
 def real_checkpoint_pair(runs_dir: str | Path | None = None) -> dict[str, Path] | None:

@@ -5,7 +5,7 @@ a minute of loading and a traceback (:class:`ferlib.errors.UsageError`).
 """
 from __future__ import annotations
 
-import datetime as _dt
+import argparse
 from pathlib import Path
 
 from ..errors import UsageError
@@ -62,7 +62,9 @@ def _train(args) -> int:
     from ..profiles import get_profile
     from .precision import resolve_precision
     from .recipes import get_recipe
-    from .results import default_results_path, run_name, run_recipe
+    from .callbacks import TrainingInterrupted
+    from .distributed import barrier, check_global_batch, is_main_process, session, world_size_from_env
+    from .results import default_results_path, keep_old_run, run_name, run_recipe
 
     recipe = _user_choice(get_recipe, args.recipe)
     profile = _user_choice(get_profile, args.profile)
@@ -77,6 +79,7 @@ def _train(args) -> int:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    check_global_batch(recipe.batch_size if args.minutes else recipe.batch_size_for(profile), world_size_from_env())
     results_path = (Path(args.out) / f"{recipe.name}.json" if args.out
                     else default_results_path(recipe, profile, args.minutes, device))
     run_dir = (Path(args.run_dir) if args.run_dir
@@ -85,19 +88,49 @@ def _train(args) -> int:
     if results_path.exists() and not overwrite:
         raise UsageError(f"{results_path} already holds a finished {profile}-profile result",
                          "pass --overwrite to replace it, or --out DIR to write the new one elsewhere")
-    if args.fresh and run_dir.exists():
-        kept = run_dir.with_name(run_dir.name + _dt.datetime.now().strftime(".old-%Y%m%d-%H%M%S"))
-        run_dir.rename(kept)
-        print(f"[ferlib] previous run kept as {kept}")
-        old = sorted(run_dir.parent.glob(run_dir.name + ".old-*"))
-        if len(old) > 1:
-            size = sum(f.stat().st_size for d in old for f in d.rglob("*") if f.is_file()) / 2**20
-            print(f"[ferlib] {len(old)} old copies of this run take {size:.0f} MB; to remove all but the newest: "
-                  f"rm -r {' '.join(str(d) for d in old[:-1])}")
-    run_recipe(recipe, profile=profile, data_dir=args.data_dir, device=device, seed=args.seed,
-               results_path=results_path, run_dir=run_dir, resume=True, progress=not args.quiet,
-               overwrite=overwrite, minutes=args.minutes,
-               precision=precision)
+    with session(device, sync_bn=args.sync_bn) as device:  # torchrun's process group, when started by torchrun
+        if args.fresh and run_dir.exists() and is_main_process():
+            keep_old_run(run_dir)
+        barrier()  # the other processes look for a checkpoint only once rank 0 has moved the old run away
+        try:
+            run_recipe(recipe, profile=profile, data_dir=args.data_dir, device=device, seed=args.seed,
+                       results_path=results_path, run_dir=run_dir, resume=True, progress=not args.quiet,
+                       overwrite=overwrite, minutes=args.minutes,
+                       precision=precision, stop_after_steps=args.stop_after_steps)
+        except TrainingInterrupted:
+            if is_main_process():
+                raise
+            return 130  # every process stopped at the same step; rank 0 says where and how to resume
+    return 0
+
+
+def _export(args) -> int:
+    import numpy as np
+
+    from ..data.discovery import load_fer2013
+    from .checkpoint import load_model
+    from .export import export_model
+
+    source = Path(args.checkpoint)
+    if source.is_dir():
+        source = source / "best.pt"
+    if not source.is_file():
+        raise UsageError(f"no checkpoint at {args.checkpoint}",
+                         "give a run folder (runs/NAME/) or a .pt file written by python -m ferlib train")
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"{out} already exists", "choose another OUT, or pass --overwrite to replace it")
+    test = load_fer2013(args.data_dir, verbose=False).split(args.check_split)
+    report = export_model(source, out, check_pixels=np.asarray(test.pixels),
+                          provenance={"checked_on": f"{test.tag} {args.check_split}"})
+    accuracy = {}
+    for label, path in (("original", source), ("float16 export", out)):
+        p = load_model(path).predict_proba(test.pixels, precision="fp32")
+        accuracy[label] = float((p.argmax(1) == np.asarray(test.labels)).mean())
+    print(f"[ferlib] wrote {out} ({out.stat().st_size / 2**20:.2f} MB, float16 weights); on {test.tag} "
+          f"{args.check_split} ({report['faces']} faces): same prediction {report['same_prediction']:.2%}, "
+          f"largest probability difference {report['max_probability_difference']:.2g}, accuracy "
+          + ", ".join(f"{k} {v:.2%}" for k, v in accuracy.items()))
     return 0
 
 
@@ -120,7 +153,22 @@ def add_train_commands(sub) -> None:
     t.add_argument("--fresh", action="store_true", help="start over: the old run folder is renamed, not deleted")
     t.add_argument("--overwrite", action="store_true", help="replace an existing full-profile results file")
     t.add_argument("--quiet", action="store_true")
+    t.add_argument("--sync-bn", action="store_true", help="under torchrun on GPUs: SyncBatchNorm, batch statistics "
+                   "over the global batch (default: each process's own; see ferlib.train.distributed)")
+    # test hook (tests/test_distributed.py): end the run after N optimiser steps without saving, like a kill
+    t.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)
     t.set_defaults(func=_train)
+    e = sub.add_parser("export", help="write a small float16 copy of a trained model (for sharing or committing)")
+    e.add_argument("checkpoint", help="a run folder (its best.pt) or a checkpoint file")
+    e.add_argument("out", help="the .pt file to write")
+    e.add_argument("--data-dir", help="FER-2013 to check the copy on (default: as train)")
+    e.add_argument("--check-split", default="PrivateTest", choices=("PublicTest", "PrivateTest"),
+                   help="faces on which the copy's predictions are compared with the original's")
+    e.add_argument("--overwrite", action="store_true")
+    e.set_defaults(func=_export)
     from .ensemble_runs import add_ensemble_command
 
     add_ensemble_command(sub, parse_device)
+    from .reproduce import add_reproduce_command
+
+    add_reproduce_command(sub, parse_device)

@@ -38,6 +38,8 @@ from ..evaluate.metrics import classification_metrics
 from ..profiles import get_profile
 from .build import build_run, resolve_device
 from .checkpoint import load_checkpoint_dict
+from .distributed import current as current_process_group
+from .distributed import world_size_from_env
 from .recipes import Recipe
 from .trainer import KEEP_LAST, train_images_per_s
 from .validation import predict_embeddings
@@ -54,7 +56,33 @@ def git_info() -> dict:
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         sha, dirty = "", False
-    return {"git_sha": sha or "unknown", "git_dirty": dirty}
+    return {"git_sha": sha or "unknown", "git_dirty": dirty, "code_fingerprint": code_fingerprint()}
+
+
+def code_fingerprint() -> str:
+    """SHA-256 of the ``ferlib/`` sources as they are on disk, committed or not.
+
+    What ``python -m ferlib reproduce`` compares to decide that a results file was made
+    by the code now checked out, even in a checkout with uncommitted edits (where the
+    git sha alone cannot tell).  The files are those git tracks or would track under
+    ``ferlib/`` (``git ls-files --cached --others --exclude-standard``); without git,
+    every ``*.py`` under ``ferlib/``.
+    """
+    import hashlib
+
+    root = REPO / "ferlib"
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "ferlib"],
+                                cwd=REPO, capture_output=True, text=True, timeout=10)
+        names = sorted(n for n in listed.stdout.split("\0") if n) if listed.returncode == 0 else []
+    except (OSError, subprocess.SubprocessError):
+        names = []
+    files = [REPO / n for n in names] or sorted(root.rglob("*.py"))
+    digest = hashlib.sha256()
+    for f in files:
+        if f.is_file():  # a file deleted but not yet committed is listed by git and absent here
+            digest.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def cpu_model() -> str:
@@ -82,20 +110,25 @@ def library_versions() -> dict:
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "platform": platform.platform()}
 
 
-_BUDGET_TAG = re.compile(r"\d+(\.\d+)?min-(cpu|cuda)(-\d+threads?)?")
+_BUDGET_TAG = re.compile(r"\d+(\.\d+)?min-(cpu|cuda)(-\d+threads?)?(-\d+(gpus|procs))?")
 
 
-def budget_tag(minutes: float, device: torch.device | None = None, threads: int | None = None) -> str:
-    """``60min-cpu-2threads`` (a CPU run's thread count is part of its name) or ``10min-cuda``.
+def budget_tag(minutes: float, device: torch.device | None = None, threads: int | None = None,
+               processes: int | None = None) -> str:
+    """``60min-cpu-2threads`` (a CPU run's thread count is part of its name) or ``10min-cuda``;
+    ``10min-cuda-4gpus`` / ``60min-cpu-1thread-2procs`` for several processes under torchrun.
 
     Two wall-clock runs of one recipe on different thread counts are different results
-    (a 2-thread hour trains about twice the epochs), so neither overwrites the other.
+    (a 2-thread hour trains about twice the epochs), so neither overwrites the other;
+    nor do runs on different numbers of processes (``processes``: default ``WORLD_SIZE``).
     """
     kind = (device or torch.device("cpu")).type
+    processes = processes or world_size_from_env()
+    several = "" if processes == 1 else f"-{processes}{'gpus' if kind == 'cuda' else 'procs'}"
     if kind != "cpu":
-        return f"{minutes:g}min-{kind}"
+        return f"{minutes:g}min-{kind}{several}"
     n = threads or torch.get_num_threads()
-    return f"{minutes:g}min-cpu-{n}thread{'s' if n > 1 else ''}"
+    return f"{minutes:g}min-cpu-{n}thread{'s' if n > 1 else ''}{several}"
 
 
 def is_budget_name(stem: str, name: str, suffix: str = "") -> bool:
@@ -110,6 +143,19 @@ def run_name(recipe: Recipe, profile: str, seed: int = 0, minutes: float | None 
     if minutes:
         return f"{recipe.name}-{budget_tag(minutes, device)}-seed{seed}"
     return f"{recipe.name}-{profile}-seed{seed}"
+
+
+def keep_old_run(run_dir: Path) -> Path:
+    """Rename ``run_dir`` to ``RUN.old-YYYYmmdd-HHMMSS`` (a fresh start deletes nothing) and say how much old copies take."""
+    kept = run_dir.with_name(run_dir.name + _dt.datetime.now().strftime(".old-%Y%m%d-%H%M%S"))
+    run_dir.rename(kept)
+    print(f"[ferlib] previous run kept as {kept}")
+    old = sorted(run_dir.parent.glob(run_dir.name + ".old-*"))
+    if len(old) > 1:
+        size = sum(f.stat().st_size for d in old for f in d.rglob("*") if f.is_file()) / 2**20
+        print(f"[ferlib] {len(old)} old copies of this run take {size:.0f} MB; to remove all but the newest: "
+              f"rm -r {' '.join(str(d) for d in old[:-1])}")
+    return kept
 
 
 def default_results_path(recipe: Recipe, profile: str, minutes: float | None = None,
@@ -185,7 +231,12 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
     """Train ``recipe`` and write its results file; returns the results dict.
 
     ``minutes``: a wall-clock budget on the whole splits (see :mod:`ferlib.train.build`).
+    Under torchrun (:mod:`ferlib.train.distributed`) every process trains; rank 0 alone
+    prints, evaluates the selected epoch and writes the results file, and the other
+    ranks return None once training ends.
     """
+    group = current_process_group()
+    progress = progress and (group is None or group.rank == 0)
     started = time.time()
     code_version = git_info()  # at the start: the code this run was started from
     profile = get_profile(profile)
@@ -207,6 +258,10 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
                     minutes=minutes, progress=progress, started=started, **build_kwargs)
     trainer = run.trainer
     state = trainer.fit(resume=resume)
+    if group is not None and group.rank != 0:
+        return None
+    world = group.world_size if group else 1
+    images_per_s = train_images_per_s(state)  # this process's; every process trains as many (+-1 per epoch)
     if recipe.classifier == "softmax":
         final = evaluate_selected(run)  # leaves the selected epoch's weights in the model
     else:
@@ -240,7 +295,7 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
         "paper_results": recipe.paper_results,
         "history": state.history,
         "epochs_run": state.epoch,
-        "train_images_per_s": train_images_per_s(state),
+        "train_images_per_s": images_per_s and images_per_s * world,
         "train_seconds": state.train_seconds,
         "config": recipe.to_dict(),
         "model_weights": getattr(trainer.model, "weights_source", None),
@@ -248,7 +303,10 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
         "provenance": {**code_version, **device_info(device), "versions": library_versions(),
                        "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_time_s": time.time() - started, "command": " ".join(sys.argv),
-                       "run_dir": str(run_dir)},
+                       "run_dir": str(run_dir),
+                       "distributed": ({**group.describe(), "global_batch": trainer.train_source.batch_size,
+                                        "per_process_batch": trainer.train_source.batch_size // group.world_size}
+                                       if group else {"world_size": 1})},
     }
     results_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = results_path.with_name(results_path.name + ".tmp")

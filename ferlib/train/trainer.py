@@ -61,12 +61,19 @@ class RunState:
 
 
 class RunningSums:
-    """Loss sums of the epoch in progress, kept on the device (no host sync per step)."""
+    """Loss sums of the epoch in progress, kept on the device (no host sync per step).
+
+    ``loss_sum`` / ``term_sums``: the sums restored from a checkpoint (already over
+    every process); the device sums count this process's steps since then, and
+    :meth:`as_floats` adds them up -- summed over the processes first by ``reduce``
+    (:func:`ferlib.train.distributed.sum_over_ranks`) under torchrun.
+    """
 
     def __init__(self, device, loss_sum: float = 0.0, term_sums: dict | None = None):
         self.device = device
-        self.loss = torch.tensor(loss_sum, device=device, dtype=torch.float64)
-        self.terms = {k: torch.tensor(v, device=device, dtype=torch.float64) for k, v in (term_sums or {}).items()}
+        self.base_loss, self.base_terms = float(loss_sum), dict(term_sums or {})
+        self.loss = torch.zeros((), device=device, dtype=torch.float64)
+        self.terms = {k: torch.zeros((), device=device, dtype=torch.float64) for k in self.base_terms}
 
     def add(self, loss: torch.Tensor, terms: dict, n: int) -> None:
         self.loss += loss.detach().double() * n
@@ -74,8 +81,9 @@ class RunningSums:
             value = torch.as_tensor(value, device=self.device).double() * n
             self.terms[name] = self.terms[name] + value if name in self.terms else value
 
-    def as_floats(self) -> tuple[float, dict]:
-        return float(self.loss), {k: float(v) for k, v in self.terms.items()}
+    def as_floats(self, reduce=None) -> tuple[float, dict]:
+        loss, terms = reduce(self.loss, self.terms) if reduce is not None else (self.loss, self.terms)
+        return self.base_loss + float(loss), {k: self.base_terms.get(k, 0.0) + float(v) for k, v in terms.items()}
 
 
 class Trainer:
@@ -86,12 +94,17 @@ class Trainer:
     what a resumed run must match (recipe, profile, seed, data, budget).  ``validator``
     (default :class:`~ferlib.train.validation.SoftmaxValidator`) measures PublicTest;
     ``select_on`` is ``"accuracy"`` or ``"loss"`` (the validator's loss).
+    Under torchrun (:mod:`ferlib.train.distributed`) only the process with
+    ``writes_checkpoints`` writes files, and ``reduce_sums`` sums the epoch's loss
+    sums over the processes (a collective: every process calls :meth:`sync` at the
+    same steps, and :meth:`save_resume` too, whether or not it writes).
     """
 
     def __init__(self, *, model, criterion, optimizer, schedule, train_source, val_source, run_dir,
                  epochs: int, precision: str = "fp32", identity: dict | None = None,
                  describe_model: Callable[[], dict] = dict, callbacks=(), early_stopping_patience: int | None = None,
-                 validator=None, select_on: str = "accuracy", name: str = "run", log: bool = True):
+                 validator=None, select_on: str = "accuracy", name: str = "run", log: bool = True,
+                 writes_checkpoints: bool = True, reduce_sums=None):
         if select_on not in SELECT_ON:
             raise ValueError(f"select_on must be one of {SELECT_ON}, got {select_on!r}")
         self.model, self.criterion, self.optimizer, self.schedule = model, criterion, optimizer, schedule
@@ -105,6 +118,7 @@ class Trainer:
         self.describe_model = describe_model
         self.callbacks = list(callbacks)
         self.early_stopping_patience = early_stopping_patience
+        self.writes_checkpoints, self.reduce_sums = writes_checkpoints, reduce_sums
         self.device = train_source.device
         self.state = RunState()
         self.sums = RunningSums(self.device)
@@ -171,7 +185,7 @@ class Trainer:
         now = time.perf_counter()
         self.state.train_seconds += now - self._t0
         self._t0 = now
-        self.state.loss_sum, self.state.term_sums = self.sums.as_floats()
+        self.state.loss_sum, self.state.term_sums = self.sums.as_floats(self.reduce_sums)
 
     def schedule_total_steps(self, total: int) -> None:
         if hasattr(self.schedule, "set_total_steps"):
@@ -217,11 +231,12 @@ class Trainer:
             s.epochs_without_improvement = 0
         else:
             s.epochs_without_improvement += 1
-        payload = self.model_payload(epoch=epoch, val_accuracy=val_acc, val_loss=val_loss)
-        save_atomic(payload, self.run_dir / f"epoch_{epoch:03d}.pt")
-        prune_epoch_checkpoints(self.run_dir, KEEP_LAST)
-        if improved:
-            save_atomic(payload, self.run_dir / "best.pt")
+        if self.writes_checkpoints:
+            payload = self.model_payload(epoch=epoch, val_accuracy=val_acc, val_loss=val_loss)
+            save_atomic(payload, self.run_dir / f"epoch_{epoch:03d}.pt")
+            prune_epoch_checkpoints(self.run_dir, KEEP_LAST)
+            if improved:
+                save_atomic(payload, self.run_dir / "best.pt")
         s.epoch, s.next_batch, s.loss_sum, s.term_sums = epoch, 0, 0.0, {}
         self.sums = RunningSums(self.device)
         for cb in self.callbacks:
@@ -236,6 +251,8 @@ class Trainer:
 
     def save_resume(self) -> None:
         self.sync()
+        if not self.writes_checkpoints:
+            return
         s = self.state
         payload = self.model_payload(
             identity=self.identity, optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(),
