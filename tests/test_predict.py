@@ -161,3 +161,19 @@ def test_export_halves_the_file_and_keeps_predictions(checkpoint, tmp_path, mode
     assert report["same_prediction"] >= 0.95 and report["max_probability_difference"] < 0.02
     a = load_model(out).predict_proba(faces, precision="fp32")
     assert np.allclose(a.sum(1), 1, atol=1e-5)
+
+
+def test_the_committed_default_model_is_a_real_fer2013_model():
+    """models/ holds the kit's real model (python -m ferlib export of a 60-minute CPU run); on real
+    FER-2013 it classifies the first 600 PrivateTest faces far above chance (1/7) and the majority class."""
+    from ferlib.data.discovery import load_fer2013, locate_data
+    from ferlib.train.checkpoint import load_model
+
+    path = fp.default_model_path()
+    assert path.is_file(), f"{path} is missing: predict and the try-your-photo notebook have no default model"
+    if locate_data().synthetic:
+        pytest.skip("no real FER-2013 here")
+    test = load_fer2013(verbose=False).split("PrivateTest")
+    pixels, labels = np.asarray(test.pixels)[:600], np.asarray(test.labels)[:600]
+    accuracy = (load_model(path).predict_proba(pixels, precision="fp32").argmax(1) == labels).mean()
+    assert accuracy > 0.55, accuracy
