@@ -71,7 +71,7 @@ from ferlib.models.embedding_net import EmbeddingNet
 from ferlib.models.summary import count_parameters
 from ferlib.numerics import check_gradient, numerical_gradient
 from ferlib.profiles import get_profile
-from ferlib.train.center_loss_grid import torch_threads
+from ferlib.train.precision import torch_threads
 from ferlib.train.recipes import get_recipe
 from ferlib.train.results import load_results, paper_vs_ours, run_label, run_recipe
 from ferlib.viz import triplet_plots as tplots

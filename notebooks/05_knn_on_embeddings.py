@@ -50,7 +50,7 @@ from ferlib.data.discovery import load_fer2013
 from ferlib.data.splits import prepare_splits
 from ferlib.evaluate.knn import DEFAULT_KS, knn_evaluate, knn_predict, knn_sweep
 from ferlib.profiles import get_profile
-from ferlib.train.center_loss_grid import torch_threads
+from ferlib.train.precision import torch_threads
 from ferlib.train.checkpoint import load_model
 from ferlib.train.recipes import get_recipe
 from ferlib.train.results import load_results, run_label, run_recipe

@@ -97,3 +97,44 @@ def test_cpu_paths_smoke(tmp_path, capsys):
         assert len(res[path]["rounds"]) == 2 and 0 < res[path]["fraction_of_peak"]
     assert "bf16+cl / fp32" in capsys.readouterr().out
     assert report["matmul_peak_gflops"][1]["bf16"] > 0 and "git_sha" in report["provenance"]
+
+
+@pytest.fixture(scope="module")
+def precision_quality():
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    import precision_quality
+
+    return precision_quality
+
+
+def _fake_run(precision, seed, accuracies, losses):
+    return {"precision": precision, "seed": seed, "final_val_accuracy": accuracies[-1],
+            "history": [{"epoch": e + 1, "val_accuracy": a, "train_loss": loss}
+                        for e, (a, loss) in enumerate(zip(accuracies, losses))]}
+
+
+def test_precision_quality_compare_judges_the_mean_final_difference(precision_quality):
+    runs = [_fake_run("fp32", 0, [0.40, 0.55], [1.6, 1.2]), _fake_run("bf16", 0, [0.35, 0.56], [1.6, 1.26]),
+            _fake_run("fp32", 1, [0.42, 0.53], [1.6, 1.2]), _fake_run("bf16", 1, [0.45, 0.54], [1.6, 1.2])]
+    v = precision_quality.compare(runs, tolerance=0.02)
+    assert v["mean_difference"] == pytest.approx(0.01)  # (+0.01 + 0.01) / 2; the epoch-1 gap of 5 points is not judged
+    assert v["within_tolerance"] and v["fp32_seed_spread"] == pytest.approx(0.02)
+    assert v["per_seed"][0]["train_loss_relative_difference"] == pytest.approx([0.0, 0.05])
+    runs[1] = _fake_run("bf16", 0, [0.35, 0.45], [1.6, 1.3])  # -10 points at seed 0: mean -4.5 points
+    assert not precision_quality.compare(runs, tolerance=0.02)["within_tolerance"]
+
+
+def test_precision_quality_smoke(precision_quality, tmp_path, capsys):
+    from ferlib.train.precision import cpu_has_fast_bf16
+
+    if not cpu_has_fast_bf16():
+        pytest.skip("no bf16 kernels on this CPU: the default precision is fp32, nothing to compare")
+    out = tmp_path / "q.json"
+    report = precision_quality.main(["--synthetic", "--synthetic-per-class", "12", "--epochs", "2", "--seeds", "0",
+                                     "--threads", "1", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert [r["precision"] for r in saved["runs"]] == ["fp32", "bf16"]
+    assert all(len(r["history"]) == 2 for r in report["runs"])
+    assert report["runs"][0]["history"][-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # the cosine reached 0
+    assert "default - fp32" in capsys.readouterr().out and "git_sha" in saved["provenance"]

@@ -34,8 +34,30 @@ def test_real_checkpoint_pair_needs_both_runs(tmp_path):
     _touch(tmp_path / "densenet-bc-full-seed0" / "best.pt")
     assert pairs.real_checkpoint_pair(tmp_path) is None
     _touch(tmp_path / "densenet-bc-center-60min-cpu-seed0" / "best.pt")
+    assert pairs.real_checkpoint_pair(tmp_path) is None  # a full run and a budget run are not a fair pair
+    _touch(tmp_path / "densenet-bc-center-full-seed0" / "best.pt")
     found = pairs.real_checkpoint_pair(tmp_path)
     assert list(found) == ["softmax only (densenet-bc)", "softmax + center loss (densenet-bc-center)"]
+
+
+def test_real_checkpoint_prefers_the_larger_budget_and_pairs_match_their_budget(tmp_path):
+    one = _touch(tmp_path / "densenet-bc-60min-cpu-1thread-seed0" / "best.pt")
+    two = _touch(tmp_path / "densenet-bc-60min-cpu-2threads-seed0" / "best.pt")
+    assert pairs.real_checkpoint("densenet-bc", tmp_path) == two  # 2 threads x 60 min > 1 thread x 60 min
+    center_one = _touch(tmp_path / "densenet-bc-center-60min-cpu-1thread-seed0" / "best.pt")
+    found = pairs.real_checkpoint_pair(tmp_path)  # the only budget both have: 1 thread, not a 2-vs-1 mix
+    assert list(found.values()) == [one, center_one]
+    center_two = _touch(tmp_path / "densenet-bc-center-60min-cpu-2threads-seed0" / "best.pt")
+    assert list(pairs.real_checkpoint_pair(tmp_path).values()) == [two, center_two]
+
+
+def test_budget_size_orders_budgets_and_refuses_non_tags():
+    from ferlib.train.results import budget_size
+
+    order = ["5min-cpu-1thread", "60min-cpu-1thread", "60min-cpu-2threads", "10min-cuda", "10min-cuda-4gpus"]
+    assert sorted(order, key=budget_size) == order
+    with pytest.raises(ValueError, match="not a budget tag"):
+        budget_size("full")
 
 
 def test_real_pair_results_matches_budget_and_device(tmp_path):
@@ -47,6 +69,9 @@ def test_real_pair_results_matches_budget_and_device(tmp_path):
     (tmp_path / "budget" / "densenet-bc-center-60min-cpu.json").write_text(json.dumps({"which": "center"}))
     plain, center = pairs.real_pair_results("densenet-bc", tmp_path)
     assert (plain["which"], center["which"]) == ("plain", "center")
+    (tmp_path / "budget" / "densenet-bc-60min-cpu-2threads.json").write_text(json.dumps({"which": "plain 2"}))
+    (tmp_path / "budget" / "densenet-bc-center-60min-cpu-2threads.json").write_text(json.dumps({"which": "center 2"}))
+    assert [r["which"] for r in pairs.real_pair_results("densenet-bc", tmp_path)] == ["plain 2", "center 2"]
     (tmp_path / "densenet-bc.json").write_text(json.dumps({"which": "full plain"}))
     (tmp_path / "densenet-bc-center.json").write_text(json.dumps({"which": "full center"}))
     assert pairs.real_pair_results("densenet-bc", tmp_path)[0]["which"] == "full plain"  # full runs first

@@ -188,7 +188,7 @@ def test_nearest_neighbours_brute_force_and_metrics(batch):
         kp.nearest_neighbours(train, query, 31)
     with pytest.raises(ValueError, match="metric"):
         kp.nearest_neighbours(train, query, 1, metric="manhattan")
-    with pytest.raises(ValueError, match="same dim"):
+    with pytest.raises(ValueError, match="differ in dimension"):
         kp.nearest_neighbours(train, query[:, :3], 1)
 
 

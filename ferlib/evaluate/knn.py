@@ -80,9 +80,10 @@ def _prepare(train_embeddings, train_labels, query_embeddings, metric: str, num_
     return train, labels, query, int(num_classes)
 
 
-def _neighbour_indices(train: torch.Tensor, query: torch.Tensor, k: int, metric: str, chunk_size: int,
-                       exclude_self: bool) -> torch.Tensor:
-    """Indices ``(n_query, k)`` of the k nearest training rows, nearest first (inputs prepared)."""
+def _neighbours(train: torch.Tensor, query: torch.Tensor, k: int, metric: str, chunk_size: int,
+                exclude_self: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(indices, distances)``, each ``(n_query, k)``, of the k nearest training rows, nearest first
+    (inputs prepared); distances are squared Euclidean or ``1 - cos``, the ranking's own unit."""
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if exclude_self and query.shape[0] != train.shape[0]:
@@ -92,7 +93,7 @@ def _neighbour_indices(train: torch.Tensor, query: torch.Tensor, k: int, metric:
     if int(k) != k or not 1 <= k <= available:
         raise ValueError(f"k must be an integer in 1..{available} (the training rows available as neighbours"
                          f"{', less the query itself' if exclude_self else ''}), got {k!r}")
-    out = []
+    idx, dists = [], []
     for start in range(0, query.shape[0], int(chunk_size)):
         q = query[start:start + int(chunk_size)].to(train.device)
         if metric == "cosine":
@@ -102,21 +103,32 @@ def _neighbour_indices(train: torch.Tensor, query: torch.Tensor, k: int, metric:
         if exclude_self:
             rows = torch.arange(q.shape[0], device=train.device)
             dist[rows, rows + start] = torch.inf
-        out.append(torch.topk(dist, int(k), dim=1, largest=False, sorted=True).indices)
-    return torch.cat(out) if out else torch.empty(0, int(k), dtype=torch.long, device=train.device)
+        top = torch.topk(dist, int(k), dim=1, largest=False, sorted=True)
+        idx.append(top.indices)
+        dists.append(top.values)
+    if not idx:
+        return (torch.empty(0, int(k), dtype=torch.long, device=train.device),
+                torch.empty(0, int(k), dtype=train.dtype, device=train.device))
+    return torch.cat(idx), torch.cat(dists)
+
+
+def _neighbour_indices(train, query, k, metric, chunk_size, exclude_self) -> torch.Tensor:
+    return _neighbours(train, query, k, metric, chunk_size, exclude_self)[0]
 
 
 def nearest_neighbours(train_embeddings, query_embeddings, k: int, metric: str = "euclidean",
-                       chunk_size: int = 1024, exclude_self: bool = False) -> torch.Tensor:
+                       chunk_size: int = 1024, exclude_self: bool = False, return_distances: bool = False):
     """Row indices ``(q, k)`` of each query's ``k`` nearest training embeddings, nearest first.
 
     ``metric``: ``"euclidean"`` (ranked by squared distance) or ``"cosine"`` (``1 - cos``).
     ``exclude_self``: the queries are the training set; row i never lists itself.
+    ``return_distances``: return ``(indices, distances)``, the distances in the ranking's unit.
     """
     train = _as_tensor(train_embeddings, name="train_embeddings")
     labels = torch.zeros(train.shape[0] if train.dim() else 0, dtype=torch.long)
     train, _, query, _ = _prepare(train, labels, query_embeddings, metric, None)
-    return _neighbour_indices(train, query, k, metric, chunk_size, exclude_self)
+    idx, dist = _neighbours(train, query, k, metric, chunk_size, exclude_self)
+    return (idx, dist) if return_distances else idx
 
 
 def majority_vote(neighbour_labels, num_classes: int | None = None) -> torch.Tensor:

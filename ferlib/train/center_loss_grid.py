@@ -33,7 +33,6 @@ trails the mean of its class (what alpha controls).
 """
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from ..evaluate.separation import separation_stats
 from ..losses.center import SoftmaxCenterLoss
 from ..models.embedding_net import EmbeddingNet
 from .callbacks import Callback
+from .precision import torch_threads
 from .schedules import Schedule
 from .trainer import Trainer
 
@@ -62,7 +62,6 @@ __all__ = [
     "CenterGrid",
     "center_grid",
     "grid_settings",
-    "torch_threads",
 ]
 
 
@@ -216,20 +215,6 @@ class CenterRun:
                 "ratio": self.train_stats["ratio"],
                 "held-out ratio": self.test_stats["ratio"],
                 "center lag": self.center_lag}
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run with ``n`` torch threads, then restore (tiny networks run fastest on one)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def train_center_run(data: ToyFaces, lambda_: float, alpha: float, *, feature_dim: int = 2, epochs: int = 50,

@@ -38,35 +38,55 @@ CENTER_LOSS_PAIRS = (("wide-densenet-bc", "wide-densenet-bc-center"), ("wide-den
 PAIR_LABELS = ("softmax only", "softmax + center loss")
 
 
-def real_checkpoint(name: str, runs_dir: str | Path | None = None, seed: int = 0) -> Path | None:
-    """``best.pt`` of a real run of recipe ``name``: the full-profile run, else a wall-clock-budget run
-    (in ``runs_dir``, default the kit's ``runs/``), else -- for the kit's own folders -- the committed
-    float16 copy ``models/NAME-<budget tag>.pt``, else None."""
-    root = Path(runs_dir) if runs_dir is not None else paths.runs_dir()
-    full = root / f"{name}-full-seed{seed}" / "best.pt"
-    if full.is_file():
-        return full
-    # RECIPE-<budget tag>-seedS; the glob for "densenet" also matches "densenet-bc-...": check the name
+def _real_checkpoints(name: str, runs_dir: str | Path | None, seed: int) -> dict[str, Path]:
+    """``{kind: best.pt}`` of the real runs of recipe ``name``: kind ``"full"`` for the full-profile run,
+    else its budget tag (``60min-cpu-2threads``).  A run folder in ``runs_dir`` comes before the kit's
+    committed float16 copy ``models/NAME-<tag>.pt`` of the same kind (the latter only when
+    ``runs_dir`` is the kit's own, i.e. None)."""
     from .results import is_budget_name
 
-    budget = [p for p in sorted(root.glob(f"{name}-*min-*-seed{seed}/best.pt"))
-              if is_budget_name(p.parent.name, name, f"-seed{seed}") and p.is_file()]
-    if budget:
-        return budget[0]
+    root = Path(runs_dir) if runs_dir is not None else paths.runs_dir()
+    found = {}
     if runs_dir is None:  # the kit's committed float16 exports (python -m ferlib export): models/NAME-<tag>.pt
-        committed = [p for p in sorted((paths.kit_root() / "models").glob(f"{name}-*min-*.pt"))
-                     if is_budget_name(p.stem, name)]
-        return committed[-1] if committed else None
-    return None
+        for p in sorted((paths.kit_root() / "models").glob(f"{name}-*min-*.pt")):
+            if is_budget_name(p.stem, name):
+                found[p.stem[len(name) + 1:]] = p
+    # RECIPE-<budget tag>-seedS; the glob for "densenet" also matches "densenet-bc-...": check the name
+    suffix = f"-seed{seed}"
+    for p in sorted(root.glob(f"{name}-*min-*{suffix}/best.pt")):
+        if is_budget_name(p.parent.name, name, suffix) and p.is_file():
+            found[p.parent.name[len(name) + 1:-len(suffix)]] = p
+    full = root / f"{name}-full{suffix}" / "best.pt"
+    if full.is_file():
+        found["full"] = full
+    return found
+
+
+def _kind_size(kind: str) -> tuple:
+    """Sort key: the full profile above every budget, then the larger budget (:func:`~.results.budget_size`)."""
+    from .results import budget_size
+
+    return (1, 0, 0.0) if kind == "full" else (0, *budget_size(kind))
+
+
+def real_checkpoint(name: str, runs_dir: str | Path | None = None, seed: int = 0) -> Path | None:
+    """``best.pt`` of a real run of recipe ``name``: the full-profile run, else the wall-clock-budget run
+    with the largest budget (in ``runs_dir``, default the kit's ``runs/``), else -- for the kit's own
+    folders -- the committed float16 copy ``models/NAME-<budget tag>.pt``, else None."""
+    found = _real_checkpoints(name, runs_dir, seed)
+    return found[max(found, key=_kind_size)] if found else None
 
 
 def real_checkpoint_pair(runs_dir: str | Path | None = None) -> dict[str, Path] | None:
-    """``{label: best.pt}`` of the first pair of :data:`CENTER_LOSS_PAIRS` with both runs, labels
+    """``{label: best.pt}`` of the first pair of :data:`CENTER_LOSS_PAIRS` with both runs of the same
+    kind (both full-profile, or both on the same budget tag -- the largest such), labels
     ``"softmax only (NAME)"`` and ``"softmax + center loss (NAME)"``; None when there is none."""
     for pair in CENTER_LOSS_PAIRS:
-        found = [real_checkpoint(name, runs_dir) for name in pair]
-        if all(found):
-            return {f"{label} ({name})": path for label, name, path in zip(PAIR_LABELS, pair, found)}
+        found = [_real_checkpoints(name, runs_dir, seed=0) for name in pair]
+        common = set(found[0]) & set(found[1])
+        if common:
+            kind = max(common, key=_kind_size)
+            return {f"{label} ({name})": f[kind] for label, name, f in zip(PAIR_LABELS, pair, found)}
     return None
 
 
@@ -105,7 +125,7 @@ def train_quick_pair(dataset, workdir: str | Path, *, recipes: Mapping[str, Reci
     """
     from ..data.splits import prepare_splits
     from .build import build_run
-    from .center_loss_grid import torch_threads
+    from .precision import torch_threads
 
     recipes = dict(recipes or quick_pair_recipes())
     budget = next(iter(recipes.values())).quick
@@ -140,13 +160,14 @@ def pair_features(checkpoints: Mapping[str, str | Path], train, test, *, device=
 
 def real_pair_results(base: str, results_dir: str | Path | None = None):
     """``(softmax results, center-loss results)`` of the same kind of real run of ``base`` and
-    ``base-center`` -- the full-profile pair, else a wall-clock-budget pair on the same
-    budget and device -- or None."""
-    from .results import budget_results, load_results
+    ``base-center`` -- the full-profile pair, else the wall-clock-budget pair on the same budget tag
+    with the largest budget (:func:`~.results.budget_size`) -- or None."""
+    from .results import budget_results, budget_size, load_results
 
     root = Path(results_dir) if results_dir is not None else paths.results_dir()
     candidates = [(root / f"{base}.json", root / f"{base}-center.json")]
-    candidates += [(p, p.with_name(f"{base}-center" + p.name[len(base):])) for p in budget_results(base, root)]
+    budget = sorted(budget_results(base, root), key=lambda p: budget_size(p.stem[len(base) + 1:]), reverse=True)
+    candidates += [(p, p.with_name(f"{base}-center" + p.name[len(base):])) for p in budget]
     for plain, center in candidates:
         if plain.is_file() and center.is_file():
             return load_results(plain), load_results(center)

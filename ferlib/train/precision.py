@@ -8,8 +8,13 @@
 
 Weights, optimiser state and the loss stay float32 (autocast casts matrix products
 and convolutions only).
+
+:func:`torch_threads` runs a block on a given number of CPU threads and restores the
+count afterwards (tiny networks run fastest on one).
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -37,3 +42,17 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
 
 def autocast_dtype(precision: str):
     return torch.bfloat16 if precision == "bf16" else None
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run with ``n`` torch threads, then restore (tiny networks run fastest on one)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -131,6 +131,20 @@ def budget_tag(minutes: float, device: torch.device | None = None, threads: int 
     return f"{minutes:g}min-cpu-{n}thread{'s' if n > 1 else ''}{several}"
 
 
+def budget_size(tag: str) -> tuple[int, float]:
+    """How much training a budget tag buys, to pick the larger of two runs: ``(1 on CUDA else 0,
+    minutes x threads x processes)``.  ``60min-cpu-2threads`` > ``60min-cpu-1thread``; any CUDA
+    budget > any CPU one.  ``ValueError`` for a string that is not a budget tag."""
+    m = _BUDGET_TAG.fullmatch(tag)
+    if m is None:
+        raise ValueError(f"{tag!r} is not a budget tag such as 60min-cpu-2threads or 10min-cuda")
+    minutes = float(tag.split("min-", 1)[0])
+    threads = re.search(r"-(\d+)threads?", tag)
+    processes = re.search(r"-(\d+)(gpus|procs)", tag)
+    return (int(m.group(2) == "cuda"),
+            minutes * (int(threads.group(1)) if threads else 1) * (int(processes.group(1)) if processes else 1))
+
+
 def is_budget_name(stem: str, name: str, suffix: str = "") -> bool:
     """Whether ``stem`` is ``NAME-<budget tag><suffix>`` (e.g. ``densenet-bc-60min-cpu-1thread``)."""
     return (stem.startswith(name + "-") and stem.endswith(suffix)

@@ -38,38 +38,14 @@ def _numpy(x) -> np.ndarray:
 
 def nearest_neighbours(train_embeddings, query_embeddings, k: int, *, metric: str = "euclidean",
                        chunk_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """``(indices, distances)``, each ``(q, k)``, of the k nearest training rows of each query, nearest first.
+    """``(indices, distances)`` as numpy arrays, each ``(q, k)``, of the k nearest training rows of each
+    query, nearest first: :func:`ferlib.evaluate.knn.nearest_neighbours` (the ranking k-NN votes over;
+    squared Euclidean distance or ``1 - cos``), for the figures."""
+    from ..evaluate.knn import nearest_neighbours as _ranked
 
-    The same ranking as :func:`ferlib.evaluate.knn.knn_predict`: squared Euclidean
-    distance (``"euclidean"``) or ``1 - cos`` (``"cosine"``); the distances returned are
-    in that unit.  Vectorised in chunks of queries (``chunk_size x n`` distances at a time).
-    """
-    import torch
-    from torch.nn import functional as F
-
-    from ..losses.triplet import pairwise_squared_distances
-
-    if metric not in ("euclidean", "cosine"):
-        raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
-    train = torch.as_tensor(_numpy(train_embeddings), dtype=torch.float32)
-    query = torch.as_tensor(_numpy(query_embeddings), dtype=torch.float32)
-    if train.ndim != 2 or query.ndim != 2 or train.shape[1] != query.shape[1]:
-        raise ValueError(f"expected (n, dim) training and (q, dim) query embeddings of the same dim, got "
-                         f"{tuple(train.shape)} and {tuple(query.shape)}")
-    if int(k) != k or not 1 <= k <= len(train):
-        raise ValueError(f"k must be an integer in 1..{len(train)} (the training rows), got {k!r}")
-    if metric == "cosine":
-        train = F.normalize(train, dim=1)
-    idx, dist = [], []
-    for start in range(0, len(query), chunk_size):
-        q = query[start:start + chunk_size]
-        d = 1.0 - F.normalize(q, dim=1) @ train.T if metric == "cosine" else pairwise_squared_distances(q, train)
-        top = torch.topk(d, int(k), dim=1, largest=False, sorted=True)
-        idx.append(top.indices)
-        dist.append(top.values)
-    if not idx:
-        return np.empty((0, int(k)), dtype=np.int64), np.empty((0, int(k)), dtype=np.float32)
-    return torch.cat(idx).numpy(), torch.cat(dist).numpy()
+    idx, dist = _ranked(_numpy(train_embeddings), _numpy(query_embeddings), k, metric=metric,
+                        chunk_size=chunk_size, return_distances=True)
+    return idx.cpu().numpy(), dist.cpu().numpy()
 
 
 def pair_distances_and_cosines(embeddings, n_pairs: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
