@@ -12,6 +12,12 @@ and the matrix-product peak (2048^2 float32 and bf16) measured in the same run, 
 achieved GFLOP/s of each path (images/s x 3 x forward FLOPs per image) can be read as a
 fraction of what the matrix units do.  Writes ``results/bench_cpu_paths.json``.
 
+Each path is timed in a **fresh process** per round (the rounds alternate the order of the
+paths): in one process, running one path slows the next -- fp32 fell from about 185 img/s
+alone to 106-139 img/s after the bf16 paths had run, and bf16 + channels_last from about 440
+to 353 after fp32 -- so timing them side by side in one process measured the interference
+as much as the paths.  ``--same-process`` restores that mode, to see the effect.
+
     python bench/cpu_paths.py                     # densenet-bc, 2 threads
     python bench/cpu_paths.py --models densenet,densenet-bc,wide-densenet,wide-densenet-bc --threads 1,2
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,6 +75,16 @@ class Step:
         self.opt.step()
 
 
+def time_in_fresh_process(model_name: str, size: int, path: str, batch: int, steps: int, threads: int) -> float:
+    """images/s of ``steps`` steps of one path in a new Python process (after 2 warm-up steps)."""
+    code = (f"import sys, time, torch; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'bench')!r}); "
+            f"torch.set_num_threads({threads}); from cpu_paths import Step; "
+            f"s = Step({model_name!r}, {size}, {path!r}, {batch}); s(); s(); t = time.perf_counter(); "
+            f"[s() for _ in range({steps})]; print({batch * steps} / (time.perf_counter() - t))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="densenet-bc")
@@ -76,6 +93,8 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=4, help="timed steps per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--compile", action="store_true", help="also time bf16+cl under torch.compile")
+    p.add_argument("--same-process", action="store_true",
+                   help="time every path in this one process (the paths then slow each other down)")
     p.add_argument("--out", default=str(REPO / "results" / "bench_cpu_paths.json"))
     args = p.parse_args(argv)
 
@@ -88,6 +107,7 @@ def main(argv=None) -> dict:
     paths = PATHS + (("bf16+cl+compile",) if args.compile else ())
     started = time.time()
     out = {"batch": args.batch, "steps": args.steps, "rounds": args.rounds, "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+           "isolation": "one process for all paths" if args.same_process else "a fresh process per path and round",
            "models": {}}
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
@@ -98,12 +118,17 @@ def main(argv=None) -> dict:
             size = RECIPES[name].input_size if name in RECIPES else 42
             model_name = RECIPES[name].model if name in RECIPES else name
             fwd = count_flops(build_model(model_name, num_classes=7, in_channels=1), (1, size, size))
-            steps = {path: Step(model_name, size, path, args.batch) for path in paths}
-            for s in steps.values():  # warm-up (and compilation)
-                s(), s()
+            if args.same_process:
+                steps = {path: Step(model_name, size, path, args.batch) for path in paths}
+                for s in steps.values():  # warm-up (and compilation)
+                    s(), s()
             rates = {path: [] for path in paths}
             for r in range(args.rounds):
                 for path in (paths if r % 2 == 0 else paths[::-1]):
+                    if not args.same_process:
+                        rates[path].append(time_in_fresh_process(model_name, size, path, args.batch, args.steps,
+                                                                 threads))
+                        continue
                     t = time.perf_counter()
                     for _ in range(args.steps):
                         steps[path]()

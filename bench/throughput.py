@@ -1,7 +1,7 @@
 """Training throughput (and, optionally, time-to-accuracy): ferlib's trainer vs a conventional pipeline.
 
 DESIGN.md §6: FER images are 48x48, so a PIL + ``DataLoader`` input pipeline leaves a
-GPU idle.  This script measures, side by side in ONE process, training images/s of
+GPU idle.  This script measures, side by side in one run, training images/s of
 
 (a) **conventional** -- a ``torch.utils.data.Dataset`` that turns each uint8 48x48 row
     into a PIL image and applies torchvision transforms (``RandomCrop(48, padding=4)``,
@@ -21,11 +21,15 @@ GPU idle.  This script measures, side by side in ONE process, training images/s 
 
 Same architecture (same seed, same init), same batch size, same augmentation
 (densenet preset: 4-px-margin crop, flip, +-15 deg, resized to 42), same optimiser
-hyper-parameters.  For each model the two pipelines alternate in ``--rounds`` rounds
+hyper-parameters.  For each model the pipelines alternate in ``--rounds`` rounds
 of ``--steps`` steps after ``--warmup`` steps each (the order flips every round, so
-drift on a shared machine hits both), and the median images/s of each and the ratio
-ferlib / conventional are reported.  On CUDA the clock is read after
-``torch.cuda.synchronize()``.
+drift on a shared machine hits all), and the median images/s of each and the ratios
+are reported.  Each pipeline's round runs in a **fresh process** (``--pipeline-worker``):
+on a CPU, pipelines timed in one process slow each other down (``bench/cpu_paths.py``
+measured fp32 at about 185 img/s alone and 106-139 after the bf16 paths had run in the
+same process), so the one-process numbers measured the interference as much as the
+pipelines; ``--same-process`` keeps that mode for comparison.  On CUDA the clock is read
+after ``torch.cuda.synchronize()``.
 
 Optional, CUDA-oriented (off by default; smoke-test them on a CPU with tiny settings):
 
@@ -56,6 +60,7 @@ import math
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +76,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 PIPELINES = ("conventional", "ferlib-fp32", "ferlib")
+WORKER_PREFIX = "PIPELINE-WORKER-RESULT "
 TTA_PIPELINES = ("conventional", "ferlib-fp32", "ferlib")  # ferlib = the default precision (bf16 where fast)
 # |PublicTest(default) - PublicTest(fp32)| per epoch, same seed and steps: 2 points, about 2.4 binomial
 # standard errors of one accuracy on 3,589 faces at 50 % (0.83 points) -- bf16 rounding changes the
@@ -260,7 +266,7 @@ def timed(fn, device) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def bench_model(name: str, dataset, args, device, log) -> dict:
+def _bench_data(name: str, dataset, args):
     from ferlib.data.splits import PreparedData
 
     recipe = resolve_recipe(name, args.batch_size)
@@ -270,44 +276,102 @@ def bench_model(name: str, dataset, args, device, log) -> dict:
     test = take(dataset.split("PrivateTest"), min(256, len(dataset.split("PrivateTest"))), args.seed + 2)
     data = PreparedData(train, val, test, class_names=tuple(dataset.class_names), synthetic=dataset.synthetic,
                         description={"source": dataset.source, "Training": len(train)})
+    return recipe, n_train, train, data
+
+
+def _build_runner(pipeline: str, recipe, train, data, args, device, run_dir: Path):
+    if pipeline == "conventional":
+        return ConventionalStep(recipe, train, device=device, workers=args.workers, seed=args.seed)
+    precision = "fp32" if pipeline == "ferlib-fp32" else args.precision
+    return FerlibStep(recipe, data, device=device, seed=args.seed, run_dir=run_dir / pipeline, precision=precision)
+
+
+def pipeline_worker(name: str, pipeline: str, dataset, args, device) -> dict:
+    """``--pipeline-worker``: warm-up and one timed round of one pipeline, alone in this process."""
+    recipe, n_train, train, data = _bench_data(name, dataset, args)
     run_dir = Path(tempfile.mkdtemp(prefix="ferlib-bench-"))
     try:
-        runners = {"conventional": ConventionalStep(recipe, train, device=device, workers=args.workers,
-                                                    seed=args.seed),
-                   "ferlib-fp32": FerlibStep(recipe, data, device=device, seed=args.seed, run_dir=run_dir / "fp32",
-                                             precision="fp32"),
-                   "ferlib": FerlibStep(recipe, data, device=device, seed=args.seed, run_dir=run_dir,
-                                        precision=args.precision)}
-        precision = runners["ferlib"].trainer.precision
-        n_params = sum(p.numel() for p in runners["ferlib"].model.parameters())
-        log(f"\n== {name}: model {recipe.model} ({n_params / 1e6:.2f} M params), batch {recipe.batch_size}, "
-            f"input {recipe.input_size}x{recipe.input_size}, {args.rounds} rounds x {args.steps} steps "
-            f"after {args.warmup} warm-up steps")
-        for p in PIPELINES if args.warmup > 0 else ():
-            _, sec = timed(lambda p=p: runners[p].epoch(args.warmup), device)
-            log(f"   warm-up {p:<12s} {args.warmup} steps in {sec:.2f} s")
-        rounds = {p: [] for p in PIPELINES}
-        for r in range(args.rounds):
-            order = PIPELINES if r % 2 == 0 else PIPELINES[::-1]
-            for p in order:
-                n, sec = timed(runners[p].epoch, device)
-                if n != n_train:
-                    raise RuntimeError(f"{p} round {r} saw {n} images, expected {n_train}")
-                rounds[p].append({"round": r, "images": n, "seconds": sec, "images_per_s": n / sec})
-                log(f"   round {r + 1}/{args.rounds} {p:<12s} {n} images in {sec:.2f} s = {n / sec:8.1f} img/s")
-        norm = runners["conventional"].norm
-        del runners  # shuts the DataLoader workers down and frees the models before the next one
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        runner = _build_runner(pipeline, recipe, train, data, args, device, run_dir)
+        if args.warmup > 0:
+            timed(lambda: runner.epoch(args.warmup), device)
+        n, sec = timed(runner.epoch, device)
+        info = {"images": n, "seconds": sec, "params": sum(p.numel() for p in runner.model.parameters())}
+        if pipeline == "conventional":
+            info["norm"] = list(runner.norm)
+        else:
+            info["precision"] = runner.trainer.precision
+        del runner
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-    out = {"model": recipe.model, "recipe": recipe.name, "params": n_params, "batch_size": recipe.batch_size,
+    return info
+
+
+def _run_worker(name: str, pipeline: str, args) -> dict:
+    """One pipeline's round in a fresh Python process (same settings, ``--rounds 1``)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--pipeline-worker", pipeline, "--models", name,
+           "--device", args.device, "--precision", args.precision, "--batch-size", str(args.batch_size),
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--workers", str(args.workers),
+           "--seed", str(args.seed), "--synthetic-per-class", str(args.synthetic_per_class)]
+    cmd += ["--synthetic"] if args.synthetic else []
+    cmd += ["--data-dir", args.data_dir] if args.data_dir else []
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(WORKER_PREFIX)]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"the {pipeline} worker failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
+    return json.loads(lines[-1][len(WORKER_PREFIX):])
+
+
+def bench_model(name: str, dataset, args, device, log) -> dict:
+    recipe, n_train, train, data = _bench_data(name, dataset, args)
+    log(f"\n== {name}: model {recipe.model}, batch {recipe.batch_size}, input {recipe.input_size}x"
+        f"{recipe.input_size}, {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up steps, "
+        + ("all pipelines in this process" if args.same_process else "each pipeline and round in a fresh process"))
+    rounds = {p: [] for p in PIPELINES}
+    info = {}
+    if args.same_process:
+        run_dir = Path(tempfile.mkdtemp(prefix="ferlib-bench-"))
+        try:
+            runners = {p: _build_runner(p, recipe, train, data, args, device, run_dir) for p in PIPELINES}
+            for p in PIPELINES if args.warmup > 0 else ():
+                _, sec = timed(lambda p=p: runners[p].epoch(args.warmup), device)
+                log(f"   warm-up {p:<12s} {args.warmup} steps in {sec:.2f} s")
+            for r in range(args.rounds):
+                for p in (PIPELINES if r % 2 == 0 else PIPELINES[::-1]):
+                    n, sec = timed(runners[p].epoch, device)
+                    rounds[p].append({"round": r, "images": n, "seconds": sec, "images_per_s": n / sec})
+            info = {"params": sum(q.numel() for q in runners["ferlib"].model.parameters()),
+                    "norm": list(runners["conventional"].norm), "precision": runners["ferlib"].trainer.precision}
+            del runners  # shuts the DataLoader workers down and frees the models before the next one
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        for r in range(args.rounds):
+            for p in (PIPELINES if r % 2 == 0 else PIPELINES[::-1]):
+                w = _run_worker(name, p, args)
+                rounds[p].append({"round": r, "images": w["images"], "seconds": w["seconds"],
+                                  "images_per_s": w["images"] / w["seconds"]})
+                info.setdefault("params", w["params"])
+                if "norm" in w:
+                    info["norm"] = w["norm"]
+                if p == "ferlib":
+                    info["precision"] = w["precision"]
+    for p in PIPELINES:
+        for x in rounds[p]:
+            if x["images"] != n_train:
+                raise RuntimeError(f"{p} round {x['round']} saw {x['images']} images, expected {n_train}")
+            log(f"   round {x['round'] + 1}/{args.rounds} {p:<12s} {x['images']} images in {x['seconds']:.2f} s = "
+                f"{x['images_per_s']:8.1f} img/s")
+    out = {"model": recipe.model, "recipe": recipe.name, "params": info["params"], "batch_size": recipe.batch_size,
            "input_size": recipe.input_size, "images_per_round": n_train,
-           "conventional_normalize": {"mean": norm[0], "std": norm[1]}}
+           "isolation": "one process" if args.same_process else "a fresh process per pipeline and round",
+           "conventional_normalize": {"mean": info["norm"][0], "std": info["norm"][1]}}
     for p in PIPELINES:
         ips = [x["images_per_s"] for x in rounds[p]]
         out[p] = {"images_per_s_median": statistics.median(ips), "images_per_s_rounds": ips, "rounds": rounds[p]}
-    out["ferlib_precision"] = precision
+    out["ferlib_precision"] = info["precision"]
     out["ratio_ferlib_over_conventional"] = (out["ferlib"]["images_per_s_median"]
                                              / out["conventional"]["images_per_s_median"])
     out["ratio_ferlib_over_ferlib_fp32"] = (out["ferlib"]["images_per_s_median"]
@@ -495,6 +559,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="JSON path (default results/bench_throughput_<device>.json)")
     p.add_argument("--skip-throughput", action="store_true", help="only the optional measurements")
+    p.add_argument("--same-process", action="store_true",
+                   help="time all pipelines in this one process (they then slow each other down; the default "
+                        "runs each pipeline's round in a fresh process)")
+    p.add_argument("--pipeline-worker", default=None, choices=PIPELINES, help=argparse.SUPPRESS)
     g = p.add_argument_group("time to accuracy (CUDA-oriented)")
     g.add_argument("--time-to-accuracy", action="store_true")
     g.add_argument("--target", type=float, default=0.65, help="PublicTest accuracy to reach (default 0.65)")
@@ -557,6 +625,12 @@ def main(argv=None) -> dict:
     log(f"data: {dataset.tag} -- {how}; splits {dataset.split_counts()}")
     if dataset.synthetic:
         log("      (SYNTHETIC faces: images/s does not depend on content, accuracies do)")
+
+    if args.pipeline_worker:  # one round of one pipeline for the parent process: a result line, nothing else
+        name = args.models.split(",")[0].strip()
+        print(WORKER_PREFIX + json.dumps(pipeline_worker(name, args.pipeline_worker, dataset, args, device)),
+              flush=True)
+        return {}
 
     results = []
     if not args.skip_throughput:

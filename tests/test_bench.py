@@ -34,7 +34,7 @@ TINY = ["--device", "cpu", "--synthetic", "--synthetic-per-class", "20", "--mode
 def test_throughput_smoke(throughput, tmp_path, capsys):
     out = tmp_path / "bench.json"
     report = throughput.main([*TINY, "--steps", "2", "--warmup", "1", "--rounds", "2", "--workers", "1",
-                              "--out", str(out)])
+                              "--same-process", "--out", str(out)])
     text = capsys.readouterr().out
     assert "SYNTHETIC" in text  # says which data was used
     for pipeline in ("conventional", "ferlib"):
@@ -60,6 +60,17 @@ def test_throughput_smoke(throughput, tmp_path, capsys):
     assert f"{ratio:.2f}x" in text
     assert saved["time_to_accuracy"] is None and saved["full_run"] is None
     assert report["throughput"][0]["ratio_ferlib_over_conventional"] == ratio
+
+
+def test_throughput_default_times_each_pipeline_in_a_fresh_process(throughput, tmp_path, capsys):
+    report = throughput.main([*TINY, "--steps", "1", "--warmup", "0", "--rounds", "1", "--workers", "0",
+                              "--out", str(tmp_path / "bench.json")])
+    (row,) = report["throughput"]
+    assert row["isolation"] == "a fresh process per pipeline and round"
+    for pipeline in ("conventional", "ferlib-fp32", "ferlib"):
+        (r,) = row[pipeline]["rounds"]
+        assert r["images"] == 8 and r["seconds"] > 0
+    assert "each pipeline and round in a fresh process" in capsys.readouterr().out
 
 
 def test_time_to_accuracy_and_full_run_smoke(throughput, tmp_path, capsys):
@@ -89,9 +100,14 @@ def test_cpu_paths_smoke(tmp_path, capsys):
     import cpu_paths
 
     out = tmp_path / "paths.json"
-    report = cpu_paths.main(["--models", "tiny-densenet", "--batch", "4", "--steps", "1", "--rounds", "2",
-                             "--threads", "1", "--out", str(out)])
+    common = ["--models", "tiny-densenet", "--batch", "4", "--steps", "1", "--threads", "1", "--out", str(out)]
+    report = cpu_paths.main([*common, "--rounds", "1"])  # the default: each path in a fresh process
+    assert report["isolation"] == "a fresh process per path and round"
     assert json.loads(out.read_text())["models"]["tiny-densenet"]["1"]["bf16+cl"]["images_per_s"] > 0
+    for path in cpu_paths.PATHS:
+        assert len(report["models"]["tiny-densenet"][1][path]["rounds"]) == 1
+    report = cpu_paths.main([*common, "--rounds", "2", "--same-process"])
+    assert report["isolation"] == "one process for all paths"
     res = report["models"]["tiny-densenet"][1]
     for path in cpu_paths.PATHS:
         assert len(res[path]["rounds"]) == 2 and 0 < res[path]["fraction_of_peak"]

@@ -69,6 +69,18 @@ def test_finished_result_is_not_overwritten(tmp_path):
     assert (out / "densenet-bc.json").read_text() == "{}"
 
 
+def test_finished_budget_result_is_not_overwritten(tmp_path):
+    """Running a finished 60-minute command again must not replace its result (it once did: budget runs
+    counted as quick-profile smoke tests)."""
+    budget = tmp_path / "results" / "budget"
+    budget.mkdir(parents=True)
+    (budget / "densenet-bc-60min-cpu-2threads.json").write_text("{}")
+    r = ferlib_cli("train", "densenet-bc", "--minutes", "60", "--device", "cpu", "--threads", "2",
+                   env={"FERLIB_RESULTS_DIR": str(tmp_path / "results"), "FERLIB_RUNS_DIR": str(tmp_path / "runs")})
+    assert r.returncode == 2 and "60-minute budget" in r.stderr and "--overwrite" in r.stderr
+    assert "Traceback" not in r.stderr and (budget / "densenet-bc-60min-cpu-2threads.json").read_text() == "{}"
+
+
 def test_recipes_table_columns_align():
     r = ferlib_cli("recipes")
     assert r.returncode == 0

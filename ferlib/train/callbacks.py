@@ -22,6 +22,7 @@ each epoch) and keeps what it must carry across a resume in
 from __future__ import annotations
 
 import math
+import statistics
 import time
 
 
@@ -186,13 +187,17 @@ class TimeBudget(Callback):
     Plan 3 (after epoch 2, the first epoch without one-off costs): the same again, longer
     or shorter -- the 2-core 60-minute run of ``densenet-bc-center`` planned 34 epochs
     from its 103 s first epoch, then ran 86 s epochs and finished in 51 minutes.
-    After later epochs the plan is only ever shortened, when the measured epochs run
-    slower than planned (another job on the machine).  An epoch resumed part-way
+    After later epochs the plan is only ever shortened, when the epochs run slower than
+    planned (another job on the machine) -- judged on the median of the last
+    ``RECENT_EPOCHS`` epochs, so one slow epoch does not cut the run: the 2-core 60-minute
+    ``densenet-bc`` run lost 6 of its 45 planned epochs to a two-minute test run that
+    slowed its epoch 5 alone, and finished in 52 minutes.  An epoch resumed part-way
     measures nothing and plans nothing.  The plan is stored in
     ``trainer.state.plan`` and saved with every checkpoint, so a resumed run keeps it.
     """
 
     FINAL_EVAL_PASSES = 12
+    RECENT_EPOCHS = 3
 
     def __init__(self, minutes: float, started: float | None = None, calibration_steps: int = 20,
                  skip_steps: int = 3, final_eval_passes: int = FINAL_EVAL_PASSES):
@@ -205,6 +210,7 @@ class TimeBudget(Callback):
         self._t = None
         self._epoch_start = None
         self._resumed_mid_epoch = False
+        self._epoch_seconds: list[float] = []  # durations of the whole epochs measured in this process
 
     def elapsed(self) -> float:
         return time.time() - self.started
@@ -261,8 +267,11 @@ class TimeBudget(Callback):
             left = self.seconds_left() - self.final_eval_passes * eval_s
             self._set(trainer, epoch + math.floor(left / epoch_s), f"epoch {epoch}", epoch_s=epoch_s, eval_s=eval_s,
                       images_per_s=record["images_per_s"])
-        elif epoch > 1:  # behind plan (a loaded machine)? shorten the run, never lengthen it
-            epoch_s = now - self._epoch_start
+            if epoch == 2:
+                self._epoch_seconds.append(epoch_s)
+        elif epoch > 1 and not self._resumed_mid_epoch:  # behind plan (a loaded machine)? shorten, never lengthen
+            self._epoch_seconds.append(now - self._epoch_start)
+            epoch_s = statistics.median(self._epoch_seconds[-self.RECENT_EPOCHS:])
             left = self.seconds_left() - self.final_eval_passes * record["eval_seconds"]
             fits = record["epoch"] + max(0, math.floor(left / epoch_s))
             if fits < trainer.epochs:

@@ -84,9 +84,11 @@ def _train(args) -> int:
                     else default_results_path(recipe, profile, args.minutes, device))
     run_dir = (Path(args.run_dir) if args.run_dir
                else paths.runs_dir() / run_name(recipe, profile, args.seed, args.minutes, device))
-    overwrite = args.overwrite or profile == "quick" or bool(args.out)
+    # a finished full-profile or wall-clock-budget result is never replaced silently (a quick one is a smoke test)
+    overwrite = args.overwrite or (profile == "quick" and not args.minutes) or bool(args.out)
     if results_path.exists() and not overwrite:
-        raise UsageError(f"{results_path} already holds a finished {profile}-profile result",
+        kind = f"{args.minutes:g}-minute budget" if args.minutes else f"{profile}-profile"
+        raise UsageError(f"{results_path} already holds a finished {kind} result",
                          "pass --overwrite to replace it, or --out DIR to write the new one elsewhere")
     with session(device, sync_bn=args.sync_bn) as device:  # torchrun's process group, when started by torchrun
         if args.fresh and run_dir.exists() and is_main_process():
