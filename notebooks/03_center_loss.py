@@ -748,10 +748,14 @@ for base in ("densenet-bc", "densenet", "wide-densenet", "wide-densenet-bc"):
     d = accuracy_difference(a, b, plain["metrics"]["PrivateTest"]["n"])
     verdict = ("within two standard errors: no evidence that center loss helps or hurts in this setting"
                if abs(d["z"]) < 2 else ("center loss is better here" if d["z"] > 0 else "center loss is worse here"))
+    epochs = (plain["epochs_run"], center["epochs_run"])
+    caveat = ("" if epochs[0] == epochs[1] else
+              f" The two runs trained {epochs[0]} and {epochs[1]} epochs in the same budget (each results file's "
+              "`budget.plan` and `provenance` say why), so the comparison is not of equal training.")
     display(Markdown(
         f"**{base}** ({run_label(plain)}): PrivateTest {a:.1%} without, {b:.1%} with center loss — "
         f"difference {100 * d['difference']:+.1f} ± {100 * d['standard_error']:.1f} points (z = {d['z']:.1f}); "
-        f"{verdict}."))
+        f"{verdict}.{caveat}"))
     break
 else:
     print("no pair of real runs (softmax and + center loss) in results/ yet")
