@@ -112,10 +112,6 @@ def _neighbours(train: torch.Tensor, query: torch.Tensor, k: int, metric: str, c
     return torch.cat(idx), torch.cat(dists)
 
 
-def _neighbour_indices(train, query, k, metric, chunk_size, exclude_self) -> torch.Tensor:
-    return _neighbours(train, query, k, metric, chunk_size, exclude_self)[0]
-
-
 def nearest_neighbours(train_embeddings, query_embeddings, k: int, metric: str = "euclidean",
                        chunk_size: int = 1024, exclude_self: bool = False, return_distances: bool = False):
     """Row indices ``(q, k)`` of each query's ``k`` nearest training embeddings, nearest first.
@@ -179,7 +175,7 @@ def knn_predict(train_embeddings, train_labels, query_embeddings, k: int, metric
     int64 tensor ``(q,)`` on the training embeddings' device.
     """
     train, labels, query, c = _prepare(train_embeddings, train_labels, query_embeddings, metric, num_classes)
-    idx = _neighbour_indices(train, query, k, metric, chunk_size, exclude_self)
+    idx, _ = _neighbours(train, query, k, metric, chunk_size, exclude_self)
     return _vote(labels[idx], c)
 
 
@@ -202,7 +198,7 @@ def _sweep_predictions(train_emb, train_labels, val_emb, ks, metric, num_classes
     ks = _check_ks(ks)
     if ks[-1] > train.shape[0]:
         raise ValueError(f"largest k {ks[-1]} exceeds the {train.shape[0]} training embeddings")
-    neighbour_labels = labels[_neighbour_indices(train, query, ks[-1], metric, chunk_size, False)]
+    neighbour_labels = labels[_neighbours(train, query, ks[-1], metric, chunk_size, False)[0]]
     return {k: _vote(neighbour_labels[:, :k], c) for k in ks}  # one neighbour search for every k
 
 

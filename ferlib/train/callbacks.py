@@ -190,8 +190,8 @@ class TimeBudget(Callback):
     After later epochs the plan is only ever shortened, when the epochs run slower than
     planned (another job on the machine) -- judged on the median of the last
     ``RECENT_EPOCHS`` epochs, so one slow epoch does not cut the run: the 2-core 60-minute
-    ``densenet-bc`` run lost 6 of its 45 planned epochs to a two-minute test run that
-    slowed its epoch 5 alone, and finished in 52 minutes.  An epoch resumed part-way
+    ``densenet-bc`` run, cut from 45 to 39 epochs on its one slow epoch 5 (a test run shared
+    the cores; epochs 5-8 took 83-89 s against 76 s), finished in 52 minutes.  An epoch resumed part-way
     measures nothing and plans nothing.  The plan is stored in
     ``trainer.state.plan`` and saved with every checkpoint, so a resumed run keeps it.
     """

@@ -110,7 +110,8 @@ def library_versions() -> dict:
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__, "platform": platform.platform()}
 
 
-_BUDGET_TAG = re.compile(r"\d+(\.\d+)?min-(cpu|cuda)(-\d+threads?)?(-\d+(gpus|procs))?")
+_BUDGET_TAG = re.compile(r"(?P<minutes>\d+(\.\d+)?)min-(?P<kind>cpu|cuda)(-(?P<threads>\d+)threads?)?"
+                         r"(-(?P<processes>\d+)(gpus|procs))?")
 
 
 def budget_tag(minutes: float, device: torch.device | None = None, threads: int | None = None,
@@ -138,11 +139,7 @@ def budget_size(tag: str) -> tuple[int, float]:
     m = _BUDGET_TAG.fullmatch(tag)
     if m is None:
         raise ValueError(f"{tag!r} is not a budget tag such as 60min-cpu-2threads or 10min-cuda")
-    minutes = float(tag.split("min-", 1)[0])
-    threads = re.search(r"-(\d+)threads?", tag)
-    processes = re.search(r"-(\d+)(gpus|procs)", tag)
-    return (int(m.group(2) == "cuda"),
-            minutes * (int(threads.group(1)) if threads else 1) * (int(processes.group(1)) if processes else 1))
+    return (int(m["kind"] == "cuda"), float(m["minutes"]) * int(m["threads"] or 1) * int(m["processes"] or 1))
 
 
 def is_budget_name(stem: str, name: str, suffix: str = "") -> bool:
