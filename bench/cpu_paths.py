@@ -20,6 +20,7 @@ as much as the paths.  ``--same-process`` restores that mode, to see the effect.
 
     python bench/cpu_paths.py                     # densenet-bc, 2 threads
     python bench/cpu_paths.py --models densenet,densenet-bc,wide-densenet,wide-densenet-bc --threads 1,2
+    python bench/cpu_paths.py --paths fp32,bf16+cl,bf16+cl+compile --out results/bench_cpu_paths_compile.json
 """
 from __future__ import annotations
 
@@ -93,6 +94,9 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=4, help="timed steps per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--compile", action="store_true", help="also time bf16+cl under torch.compile")
+    p.add_argument("--paths", default=None,
+                   help="comma-separated subset of the paths to time (default: all; fp32 and bf16+cl are always kept "
+                        "because the ratio needs them)")
     p.add_argument("--same-process", action="store_true",
                    help="time every path in this one process (the paths then slow each other down)")
     p.add_argument("--out", default=str(REPO / "results" / "bench_cpu_paths.json"))
@@ -105,6 +109,12 @@ def main(argv=None) -> dict:
     from ferlib.train.results import device_info, git_info, library_versions
 
     paths = PATHS + (("bf16+cl+compile",) if args.compile else ())
+    if args.paths:
+        wanted = {w.strip() for w in args.paths.split(",") if w.strip()}
+        unknown = wanted - set(PATHS + ("bf16+cl+compile",))
+        if unknown:
+            p.error(f"unknown path(s) {', '.join(sorted(unknown))}; choose from {', '.join(PATHS)}, bf16+cl+compile")
+        paths = tuple(path for path in PATHS + ("bf16+cl+compile",) if path in wanted | {"fp32", "bf16+cl"})
     started = time.time()
     out = {"batch": args.batch, "steps": args.steps, "rounds": args.rounds, "cpu_has_fast_bf16": cpu_has_fast_bf16(),
            "isolation": "one process for all paths" if args.same_process else "a fresh process per path and round",
