@@ -53,7 +53,7 @@ from ferlib.profiles import get_profile
 from ferlib.train.precision import torch_threads
 from ferlib.train.checkpoint import load_model
 from ferlib.train.recipes import get_recipe
-from ferlib.train.results import load_results, run_label, run_recipe
+from ferlib.train.results import load_results, run_label, run_recipe, split_sizes
 from ferlib.viz import knn_plots as kplots
 
 T0 = time.perf_counter()
@@ -135,8 +135,7 @@ for name, (r, ckpt, where) in runs.items():
 
 # %%
 def embed_splits(r, ckpt):
-    budget = get_recipe(r["recipe"]).budget(r["profile"])
-    data = prepare_splits(ds, budget.train_per_class, budget.eval_per_class, r["seed"])
+    data = prepare_splits(ds, *split_sizes(r, get_recipe(r["recipe"])), r["seed"])
     model = load_model(ckpt, device="cuda" if torch.cuda.is_available() else "cpu")
     out = {"model": model}
     with torch_threads(2):

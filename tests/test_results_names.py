@@ -32,3 +32,25 @@ def test_budget_files_of_a_recipe_not_of_its_longer_named_sibling(tmp_path):
     assert got == {"densenet-bc-30min-cuda", "densenet-bc-60min-cpu", "densenet-bc-60min-cpu-1thread"}
     assert is_budget_name("densenet-bc-center-60min-cpu-2threads-seed0", "densenet-bc-center", "-seed0")
     assert not is_budget_name("densenet-bc-center-60min-cpu-2threads-seed0", "densenet-bc", "-seed0")
+
+
+def test_a_budget_result_is_read_as_trained_on_the_whole_splits():
+    """``--minutes`` trains on the whole splits whatever the profile: the rebuilt splits must be whole too,
+    for files that say ``"profile": "budget"`` and for older ones that said ``"quick"`` with a wall-clock block."""
+    import json
+    from pathlib import Path
+
+    from ferlib.train.results import is_budget_result, split_sizes
+
+    r = get_recipe("densenet-bc")
+    quick = r.budget("quick")
+    assert (quick.train_per_class, quick.eval_per_class) != (None, None)
+    new = {"profile": "budget", "budget": {"kind": "wall-clock", "minutes": 60}}
+    old = {"profile": "quick", "budget": {"kind": "wall-clock", "minutes": 60}}
+    smoke = {"profile": "quick", "budget": {"kind": "profile", "epochs": 2}}
+    assert is_budget_result(new) and is_budget_result(old) and not is_budget_result(smoke)
+    assert split_sizes(new, r) == split_sizes(old, r) == (None, None)
+    assert split_sizes(smoke, r) == (quick.train_per_class, quick.eval_per_class)
+    assert split_sizes({"profile": "full", "budget": {"kind": "profile"}}, r) == (None, None)
+    committed = Path(__file__).resolve().parent.parent / "results" / "budget" / "densenet-bc-60min-cpu-2threads.json"
+    assert split_sizes(json.loads(committed.read_text()), r) == (None, None)

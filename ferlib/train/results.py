@@ -142,6 +142,25 @@ def budget_size(tag: str) -> tuple[int, float]:
     return (int(m["kind"] == "cuda"), float(m["minutes"]) * int(m["threads"] or 1) * int(m["processes"] or 1))
 
 
+BUDGET_PROFILE = "budget"
+
+
+def is_budget_result(result: dict) -> bool:
+    """Whether a results file is a wall-clock-budget run (``--minutes``).  Files written before the
+    field said ``"budget"`` recorded ``"profile": "quick"`` with a ``budget`` block of kind ``wall-clock``."""
+    return result.get("profile") == BUDGET_PROFILE or (result.get("budget") or {}).get("kind") == "wall-clock"
+
+
+def split_sizes(result: dict, recipe: Recipe) -> tuple[int | None, int | None]:
+    """``(train_per_class, eval_per_class)`` the run of ``result`` was trained and evaluated on, for
+    :func:`~ferlib.data.splits.prepare_splits` to rebuild its splits: ``(None, None)`` (the whole
+    splits) for a wall-clock budget or the full profile, the quick profile's subsets otherwise."""
+    if is_budget_result(result):
+        return None, None
+    budget = recipe.budget(result["profile"])
+    return budget.train_per_class, budget.eval_per_class
+
+
 def is_budget_name(stem: str, name: str, suffix: str = "") -> bool:
     """Whether ``stem`` is ``NAME-<budget tag><suffix>`` (e.g. ``densenet-bc-60min-cpu-1thread``)."""
     return (stem.startswith(name + "-") and stem.endswith(suffix)
@@ -286,7 +305,7 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
         "recipe": recipe.name,
         "paper": recipe.paper,
         "row": recipe.row,
-        "profile": profile,
+        "profile": BUDGET_PROFILE if minutes else profile,  # a budget run uses no profile's epochs or subsets
         "budget": ({"kind": "wall-clock", "minutes": minutes, "plan": state.plan} if minutes
                    else {"kind": "profile", "epochs": trainer.epochs}),
         "schedule": run.schedule_name,
