@@ -48,6 +48,7 @@ Usage::
 
     PYTHONPATH=. python bench/throughput.py --device cpu --steps 5 --rounds 2 --models densenet-bc
     PYTHONPATH=. python bench/throughput.py --device cpu ... --threads 1   # steadier on a shared CPU
+    PYTHONPATH=. python bench/throughput.py --device cpu --models densenet-bc --compile   # + torch.compile
     PYTHONPATH=. python bench/throughput.py --device cuda                      # both models, 3 x 20 steps
     PYTHONPATH=. python bench/throughput.py --device cuda --time-to-accuracy --full-run
 """
@@ -76,6 +77,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 PIPELINES = ("conventional", "ferlib-fp32", "ferlib")
+COMPILE_PIPELINE = "ferlib-compile"  # ferlib's default precision with the training forward under torch.compile
 WORKER_PREFIX = "PIPELINE-WORKER-RESULT "
 TTA_PIPELINES = ("conventional", "ferlib-fp32", "ferlib")  # ferlib = the default precision (bf16 where fast)
 # |PublicTest(default) - PublicTest(fp32)| per epoch, same seed and steps: 2 points, about 2.4 binomial
@@ -229,11 +231,12 @@ class ConventionalStep:
 class FerlibStep:
     """The production trainer on a Training split of exactly ``steps * batch_size`` images."""
 
-    def __init__(self, recipe, data, *, device, seed, run_dir, precision="auto"):
+    def __init__(self, recipe, data, *, device, seed, run_dir, precision="auto", compile=False):
         from ferlib.train.build import build_run
 
         self.run = build_run(recipe, data, profile="full", seed=seed, device=device, run_dir=run_dir,
-                             progress=False, checkpoint_interval_s=float("inf"), precision=precision)
+                             progress=False, checkpoint_interval_s=float("inf"), precision=precision,
+                             compile=compile)
         self.trainer = self.run.trainer
         self.model = self.trainer.model
 
@@ -283,7 +286,13 @@ def _build_runner(pipeline: str, recipe, train, data, args, device, run_dir: Pat
     if pipeline == "conventional":
         return ConventionalStep(recipe, train, device=device, workers=args.workers, seed=args.seed)
     precision = "fp32" if pipeline == "ferlib-fp32" else args.precision
-    return FerlibStep(recipe, data, device=device, seed=args.seed, run_dir=run_dir / pipeline, precision=precision)
+    return FerlibStep(recipe, data, device=device, seed=args.seed, run_dir=run_dir / pipeline, precision=precision,
+                      compile=pipeline == COMPILE_PIPELINE)
+
+
+def pipelines(args) -> tuple:
+    """The pipelines this run times: the three, and ``ferlib-compile`` with ``--compile``."""
+    return PIPELINES + ((COMPILE_PIPELINE,) if args.compile else ())
 
 
 def pipeline_worker(name: str, pipeline: str, dataset, args, device) -> dict:
@@ -306,20 +315,36 @@ def pipeline_worker(name: str, pipeline: str, dataset, args, device) -> dict:
     return info
 
 
-def _run_worker(name: str, pipeline: str, args) -> dict:
-    """One pipeline's round in a fresh Python process (same settings, ``--rounds 1``)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--pipeline-worker", pipeline, "--models", name,
+def _worker_command(args, *extra: str) -> list[str]:
+    """This script with this run's data, device and model settings, plus ``extra``."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *extra,
            "--device", args.device, "--precision", args.precision, "--batch-size", str(args.batch_size),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--workers", str(args.workers),
            "--seed", str(args.seed), "--synthetic-per-class", str(args.synthetic_per_class)]
     cmd += ["--synthetic"] if args.synthetic else []
     cmd += ["--data-dir", args.data_dir] if args.data_dir else []
     cmd += ["--threads", str(args.threads)] if args.threads else []
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(WORKER_PREFIX)]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"the {pipeline} worker failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
-    return json.loads(lines[-1][len(WORKER_PREFIX):])
+    return cmd
+
+
+def _worker_result(cmd: list[str], what: str, log=None) -> dict:
+    """Run a worker process; its ``WORKER_PREFIX`` line is the result, other lines go to ``log``."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result = None
+    for line in proc.stdout:
+        if line.startswith(WORKER_PREFIX):
+            result = json.loads(line[len(WORKER_PREFIX):])
+        elif log is not None and line.startswith("   "):  # the worker's progress lines
+            log(line.rstrip())
+    err = proc.stderr.read()
+    if proc.wait() != 0 or result is None:
+        raise RuntimeError(f"the {what} worker failed (exit {proc.returncode}):\n{err[-2000:]}")
+    return result
+
+
+def _run_worker(name: str, pipeline: str, args) -> dict:
+    """One pipeline's round in a fresh Python process (same settings, ``--rounds 1``)."""
+    return _worker_result(_worker_command(args, "--pipeline-worker", pipeline, "--models", name), pipeline)
 
 
 def bench_model(name: str, dataset, args, device, log) -> dict:
@@ -327,17 +352,18 @@ def bench_model(name: str, dataset, args, device, log) -> dict:
     log(f"\n== {name}: model {recipe.model}, batch {recipe.batch_size}, input {recipe.input_size}x"
         f"{recipe.input_size}, {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up steps, "
         + ("all pipelines in this process" if args.same_process else "each pipeline and round in a fresh process"))
-    rounds = {p: [] for p in PIPELINES}
+    timed_pipelines = pipelines(args)
+    rounds = {p: [] for p in timed_pipelines}
     info = {}
     if args.same_process:
         run_dir = Path(tempfile.mkdtemp(prefix="ferlib-bench-"))
         try:
-            runners = {p: _build_runner(p, recipe, train, data, args, device, run_dir) for p in PIPELINES}
-            for p in PIPELINES if args.warmup > 0 else ():
+            runners = {p: _build_runner(p, recipe, train, data, args, device, run_dir) for p in timed_pipelines}
+            for p in timed_pipelines if args.warmup > 0 else ():
                 _, sec = timed(lambda p=p: runners[p].epoch(args.warmup), device)
                 log(f"   warm-up {p:<12s} {args.warmup} steps in {sec:.2f} s")
             for r in range(args.rounds):
-                for p in (PIPELINES if r % 2 == 0 else PIPELINES[::-1]):
+                for p in (timed_pipelines if r % 2 == 0 else timed_pipelines[::-1]):
                     n, sec = timed(runners[p].epoch, device)
                     rounds[p].append({"round": r, "images": n, "seconds": sec, "images_per_s": n / sec})
             info = {"params": sum(q.numel() for q in runners["ferlib"].model.parameters()),
@@ -349,7 +375,7 @@ def bench_model(name: str, dataset, args, device, log) -> dict:
             shutil.rmtree(run_dir, ignore_errors=True)
     else:
         for r in range(args.rounds):
-            for p in (PIPELINES if r % 2 == 0 else PIPELINES[::-1]):
+            for p in (timed_pipelines if r % 2 == 0 else timed_pipelines[::-1]):
                 w = _run_worker(name, p, args)
                 rounds[p].append({"round": r, "images": w["images"], "seconds": w["seconds"],
                                   "images_per_s": w["images"] / w["seconds"]})
@@ -358,7 +384,7 @@ def bench_model(name: str, dataset, args, device, log) -> dict:
                     info["norm"] = w["norm"]
                 if p == "ferlib":
                     info["precision"] = w["precision"]
-    for p in PIPELINES:
+    for p in timed_pipelines:
         for x in rounds[p]:
             if x["images"] != n_train:
                 raise RuntimeError(f"{p} round {x['round']} saw {x['images']} images, expected {n_train}")
@@ -368,7 +394,7 @@ def bench_model(name: str, dataset, args, device, log) -> dict:
            "input_size": recipe.input_size, "images_per_round": n_train,
            "isolation": "one process" if args.same_process else "a fresh process per pipeline and round",
            "conventional_normalize": {"mean": info["norm"][0], "std": info["norm"][1]}}
-    for p in PIPELINES:
+    for p in timed_pipelines:
         ips = [x["images_per_s"] for x in rounds[p]]
         out[p] = {"images_per_s_median": statistics.median(ips), "images_per_s_rounds": ips, "rounds": rounds[p]}
     out["ferlib_precision"] = info["precision"]
@@ -376,6 +402,10 @@ def bench_model(name: str, dataset, args, device, log) -> dict:
                                              / out["conventional"]["images_per_s_median"])
     out["ratio_ferlib_over_ferlib_fp32"] = (out["ferlib"]["images_per_s_median"]
                                             / out["ferlib-fp32"]["images_per_s_median"])
+    if COMPILE_PIPELINE in out:
+        for base in ("conventional", "ferlib-fp32", "ferlib"):
+            out[f"ratio_ferlib_compile_over_{base.replace('-', '_')}"] = (
+                out[COMPILE_PIPELINE]["images_per_s_median"] / out[base]["images_per_s_median"])
     return out
 
 
@@ -466,7 +496,7 @@ def precision_quality(fp32: list, default: list) -> dict:
             "within_tolerance": None if worst is None else worst <= BF16_ACCURACY_TOLERANCE}
 
 
-def time_to_accuracy(name, dataset, args, device, log) -> dict:
+def _tta_data(name, dataset, args):
     from ferlib.data.splits import PreparedData
 
     recipe = resolve_recipe(name, args.batch_size)
@@ -475,13 +505,34 @@ def time_to_accuracy(name, dataset, args, device, log) -> dict:
     test = _subset(dataset.split("PrivateTest"), args.tta_eval_per_class, args.seed + 2)  # never evaluated here
     data = PreparedData(train, val, test, class_names=tuple(dataset.class_names), synthetic=dataset.synthetic,
                         description={"source": dataset.source, "Training": len(train), "PublicTest": len(val)})
+    return recipe, train, val, data
+
+
+def tta_pipeline(pipeline, recipe, train, val, data, args, device, log) -> dict:
+    """Time to ``--target`` of one pipeline (the clock starts when its model is built)."""
+    if pipeline == "conventional":
+        return tta_conventional(recipe, train, val, args, device, log)
+    return tta_ferlib(recipe, data, args, device, log, precision="fp32" if pipeline == "ferlib-fp32" else None)
+
+
+def time_to_accuracy(name, dataset, args, device, log) -> dict:
+    """Each pipeline's time to ``--target``, one after the other, each in a fresh process (``--same-process``:
+    all in this one, where the earlier ones slow the later ones down)."""
+    recipe, train, val, data = _tta_data(name, dataset, args)
     log(f"\n== time to PublicTest accuracy >= {args.target} ({name}, Training {len(train)}, PublicTest "
         f"{len(val)}, at most {args.max_epochs} epochs; clock includes setup and per-epoch evaluation)")
     out = {"model": recipe.model, "recipe": recipe.name, "target": args.target, "max_epochs": args.max_epochs,
            "train_images": len(train), "val_images": len(val)}
-    out["conventional"] = tta_conventional(recipe, train, val, args, device, log)
-    out["ferlib-fp32"] = tta_ferlib(recipe, data, args, device, log, precision="fp32")
-    out["ferlib"] = tta_ferlib(recipe, data, args, device, log)
+    out["isolation"] = "one process" if args.same_process else "a fresh process per pipeline"
+    for pipeline in TTA_PIPELINES:
+        if args.same_process:
+            out[pipeline] = tta_pipeline(pipeline, recipe, train, val, data, args, device, log)
+        else:
+            cmd = _worker_command(args, "--tta-worker", pipeline, "--tta-model", name, "--target", str(args.target),
+                                  "--max-epochs", str(args.max_epochs))
+            cmd += ["--tta-train-per-class", str(args.tta_train_per_class)] if args.tta_train_per_class else []
+            cmd += ["--tta-eval-per-class", str(args.tta_eval_per_class)] if args.tta_eval_per_class else []
+            out[pipeline] = _worker_result(cmd, f"time-to-accuracy {pipeline}", log)
     out["precision_quality"] = precision_quality(out["ferlib-fp32"]["history"], out["ferlib"]["history"])
     if out["conventional"]["reached_target"] and out["ferlib"]["reached_target"]:
         out["speedup"] = out["conventional"]["seconds"] / out["ferlib"]["seconds"]
@@ -562,7 +613,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--same-process", action="store_true",
                    help="time all pipelines in this one process (they then slow each other down; the default "
                         "runs each pipeline's round in a fresh process)")
-    p.add_argument("--pipeline-worker", default=None, choices=PIPELINES, help=argparse.SUPPRESS)
+    p.add_argument("--compile", action="store_true",
+                   help="also time ferlib with the training forward under torch.compile (compiles in the warm-up)")
+    p.add_argument("--pipeline-worker", default=None, choices=PIPELINES + (COMPILE_PIPELINE,),
+                   help=argparse.SUPPRESS)
+    p.add_argument("--tta-worker", default=None, choices=TTA_PIPELINES, help=argparse.SUPPRESS)
     g = p.add_argument_group("time to accuracy (CUDA-oriented)")
     g.add_argument("--time-to-accuracy", action="store_true")
     g.add_argument("--target", type=float, default=0.65, help="PublicTest accuracy to reach (default 0.65)")
@@ -594,13 +649,16 @@ def _print_table(results, device, log) -> None:
     log(head)
     log("-" * max(len(head), 60))
     for r in results:
-        for p in PIPELINES:
+        for p in PIPELINES + (COMPILE_PIPELINE,) * (COMPILE_PIPELINE in r):
             rounds = ", ".join(f"{v:.1f}" for v in r[p]["images_per_s_rounds"])
             log(f"{r['model']:<18s} {p:<13s} {r[p]['images_per_s_median']:9.1f}   [{rounds}]")
         log(f"{r['model']:<18s} {'ratio':<13s} {r['ratio_ferlib_over_conventional']:8.2f}x   "
             f"ferlib ({r['ferlib_precision']}) / conventional")
         log(f"{r['model']:<18s} {'ratio':<13s} {r['ratio_ferlib_over_ferlib_fp32']:8.2f}x   "
             f"ferlib ({r['ferlib_precision']}) / ferlib fp32")
+        if COMPILE_PIPELINE in r:
+            log(f"{r['model']:<18s} {'ratio':<13s} {r['ratio_ferlib_compile_over_conventional']:8.2f}x   "
+                f"ferlib compiled / conventional ({r['ratio_ferlib_compile_over_ferlib']:.2f}x ferlib eager)")
 
 
 def main(argv=None) -> dict:
@@ -630,6 +688,12 @@ def main(argv=None) -> dict:
         name = args.models.split(",")[0].strip()
         print(WORKER_PREFIX + json.dumps(pipeline_worker(name, args.pipeline_worker, dataset, args, device)),
               flush=True)
+        return {}
+
+    if args.tta_worker:  # one pipeline's time to accuracy for the parent process
+        recipe, train, val, data = _tta_data(args.tta_model, dataset, args)
+        result = tta_pipeline(args.tta_worker, recipe, train, val, data, args, device, log)
+        print(WORKER_PREFIX + json.dumps(result), flush=True)
         return {}
 
     results = []
@@ -685,7 +749,10 @@ def main(argv=None) -> dict:
                             "SGD nesterov (default implementation), CE; no autocast, no channels_last",
             "ferlib": "ferlib.train.trainer.Trainer.train_epoch: DeviceBatchSource (uint8 split on the device, "
                       "per-pixel normalisation, one affine-grid augmentation per batch); on CUDA bf16 autocast, "
-                      "channels_last, fused SGD; on CPU fp32, foreach SGD",
+                      "channels_last, fused SGD; on CPU bf16 autocast + channels_last where oneDNN has bf16 "
+                      "kernels (else fp32), foreach SGD",
+            "ferlib-fp32": "the same trainer with --precision fp32",
+            "ferlib-compile": "ferlib with the training forward under torch.compile (inductor); only with --compile",
         },
         "throughput": results,
         "time_to_accuracy": tta,

@@ -2,7 +2,7 @@
 
     python -m ferlib data summary [--data-dir DIR] [--json]
     python -m ferlib recipes
-    python -m ferlib train RECIPE [--profile quick|full] [--minutes M] [--data-dir DIR] [--device D] [--seed S]
+    python -m ferlib train RECIPE [--profile quick|full] [--minutes M] [--compile] [--data-dir DIR] [--device D] [--seed S]
     python -m ferlib predict PHOTO... [--model CHECKPOINT] [--json] [--out ANNOTATED.png]
     python -m ferlib ensemble RUN_OR_RECIPE... [--method mean|vote|de] [--tta none|flip|tencrop] [--last-k K]
     python -m ferlib reproduce PAPER_OR_RECIPE... [--workers N] [--minutes M] [--dry-run] [--overwrite]

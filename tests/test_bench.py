@@ -81,6 +81,8 @@ def test_time_to_accuracy_and_full_run_smoke(throughput, tmp_path, capsys):
     text = capsys.readouterr().out
     saved = json.loads(out.read_text())
     tta = saved["time_to_accuracy"]
+    assert tta["isolation"] == "a fresh process per pipeline"
+    assert "   conventional epoch 1:" in text  # the workers' progress lines reach the log
     for pipeline in ("conventional", "ferlib-fp32", "ferlib"):
         # target 0.0 is reached after the first epoch by all three
         assert tta[pipeline]["reached_target"] and tta[pipeline]["target_epoch"] == 1
@@ -106,10 +108,12 @@ def test_cpu_paths_smoke(tmp_path, capsys):
     assert json.loads(out.read_text())["models"]["tiny-densenet"]["1"]["bf16+cl"]["images_per_s"] > 0
     for path in cpu_paths.PATHS:
         assert len(report["models"]["tiny-densenet"][1][path]["rounds"]) == 1
-    report = cpu_paths.main([*common, "--rounds", "2", "--same-process"])
+    report = cpu_paths.main([*common, "--rounds", "2", "--same-process", "--paths", "bf16"])
     assert report["isolation"] == "one process for all paths"
+    assert set(report["models"]["tiny-densenet"][1]) >= {"fp32", "bf16", "bf16+cl"}  # the ratio's two always kept
+    assert "fp32+cl" not in report["models"]["tiny-densenet"][1]
     res = report["models"]["tiny-densenet"][1]
-    for path in cpu_paths.PATHS:
+    for path in ("fp32", "bf16", "bf16+cl"):
         assert len(res[path]["rounds"]) == 2 and 0 < res[path]["fraction_of_peak"]
     assert "bf16+cl / fp32" in capsys.readouterr().out
     assert report["matmul_peak_gflops"][1]["bf16"] > 0 and "git_sha" in report["provenance"]

@@ -30,6 +30,8 @@ MISTAKES = [
     (["train", "densenet-bc", "--minutes", "-5"], {}, "--minutes must be a positive number"),
     (["train", "densenet-bc", "--threads", "0"], {}, "--threads must be at least 1"),
     (["train", "densenet-bc", "--minutes", "5", "--profile", "full"], {}, "two different budgets"),
+    (["train", "densenet-bc", "--compile", "--device", "cpu"], {"PATH": "/nonexistent", "CXX": "no-such-c++"},
+     "needs a C++ compiler"),
     (["export", "runs/no-such-run", "out.pt"], {}, "no checkpoint at runs/no-such-run"),
     (["export", "models/densenet-bc-center-60min-cpu-2threads.pt", "README.md"], {}, "README.md already exists"),
 ]

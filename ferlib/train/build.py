@@ -22,6 +22,11 @@ Wall-clock budget (``minutes``): the whole splits, the ``warmup-cosine`` schedul
 throughput.  A recipe's ``protocol`` is left out under a budget: its learning-rate
 cuts would fight the cosine schedule, and its stop rule the planned length.
 
+``compile``: the training forward under ``torch.compile``
+(:class:`~ferlib.train.precision.CompiledTrainingForward`, where the argument for it and
+against making it the default is written); refused where inductor cannot run and
+under torchrun.
+
 Under torchrun (:mod:`ferlib.train.distributed`, joined by the CLI before this is
 called) the Training source serves this rank's slice of each global batch, and the
 model, criterion, validator and callbacks are wrapped by
@@ -48,7 +53,7 @@ from .checkpoint import describe_model
 from .criteria import build_criterion
 from .distributed import current as current_process_group
 from .distributed import distribute, sum_over_ranks
-from .precision import resolve_precision
+from .precision import CompiledTrainingForward, compile_unavailable_reason, resolve_precision
 from .protocols import build_protocol
 from .recipes import Recipe
 from .schedules import build_schedule
@@ -110,9 +115,11 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
               run_dir: str | Path, precision: str | None = "auto", minutes: float | None = None,
               epochs: int | None = None, progress: bool = True, checkpoint_every_steps: int | None = None,
               checkpoint_interval_s: float = 300.0, stop_after_steps: int | None = None,
-              started: float | None = None, extra_callbacks=()) -> Run:
+              started: float | None = None, extra_callbacks=(), compile: bool = False) -> Run:
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
+    if compile and (reason := compile_unavailable_reason(device)):
+        raise ValueError(reason)
     channels_last = precision == "bf16"
     torch.manual_seed(seed)
     normalizer = fit_normalizer(recipe.normalization, data.train.pixels)
@@ -171,6 +178,9 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
         model_name=recipe.model, model_kwargs=model_kwargs, normalizer=normalizer,
         normalization=recipe.normalization, eval_transform=augment.to_dict(), input_size=recipe.input_size,
         in_channels=in_channels, class_names=data.class_names, recipe=recipe.to_dict())
+    if group and compile:
+        raise ValueError("torch.compile is not supported under torchrun in ferlib; drop --compile")
+    train_forward = CompiledTrainingForward(model) if compile else None
     if group:
         model, criterion, validator, callbacks = distribute(group, model=model, criterion=criterion,
                                                             optimizer=optimizer, validator=validator,
@@ -181,5 +191,5 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
                       early_stopping_patience=recipe.early_stopping_patience, validator=validator,
                       select_on=recipe.select_on, name=recipe.name, log=progress,
                       writes_checkpoints=group is None or group.rank == 0,
-                      reduce_sums=sum_over_ranks if group else None)
+                      reduce_sums=sum_over_ranks if group else None, train_forward=train_forward)
     return Run(trainer, recipe, data, augment, normalizer, test_source, budget, schedule_name, common)

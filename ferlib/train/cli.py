@@ -60,7 +60,7 @@ def _train(args) -> int:
 
     from .. import paths
     from ..profiles import get_profile
-    from .precision import resolve_precision
+    from .precision import compile_unavailable_reason, resolve_precision
     from .recipes import get_recipe
     from .callbacks import TrainingInterrupted
     from .distributed import barrier, check_global_batch, is_main_process, session, world_size_from_env
@@ -77,6 +77,10 @@ def _train(args) -> int:
                          "give one: --minutes M (the whole splits in M minutes) or --profile full (the paper's epochs)")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.compile and (reason := compile_unavailable_reason(device)):
+        raise UsageError(f"--compile: {reason}", "install it, or train without --compile (eager mode)")
+    if args.compile and world_size_from_env() > 1:
+        raise UsageError("--compile is not supported under torchrun", "drop --compile")
     if args.threads:
         torch.set_num_threads(args.threads)
     check_global_batch(recipe.batch_size if args.minutes else recipe.batch_size_for(profile), world_size_from_env())
@@ -98,7 +102,7 @@ def _train(args) -> int:
             run_recipe(recipe, profile=profile, data_dir=args.data_dir, device=device, seed=args.seed,
                        results_path=results_path, run_dir=run_dir, resume=True, progress=not args.quiet,
                        overwrite=overwrite, minutes=args.minutes,
-                       precision=precision, stop_after_steps=args.stop_after_steps)
+                       precision=precision, stop_after_steps=args.stop_after_steps, compile=args.compile)
         except TrainingInterrupted:
             if is_main_process():
                 raise
@@ -150,6 +154,8 @@ def add_train_commands(sub) -> None:
     t.add_argument("--precision", default="auto", help="auto (bf16 autocast where the device has fast bf16), "
                    "fp32 (bit-reproducible), bf16")
     t.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the training forward: about 1.3x the "
+                   "step speed on a CPU after 1-3 minutes of compiling; needs a C++ compiler (CPU) or Triton (CUDA)")
     t.add_argument("--out", help="folder for RECIPE.json (default: results/, or results/quick/ for quick runs)")
     t.add_argument("--run-dir", help="checkpoint folder (default: runs/RECIPE-PROFILE-seedS); an interrupted run resumes")
     t.add_argument("--fresh", action="store_true", help="start over: the old run folder is renamed, not deleted")

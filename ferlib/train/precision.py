@@ -9,12 +9,25 @@
 Weights, optimiser state and the loss stay float32 (autocast casts matrix products
 and convolutions only).
 
+``compile`` (opt-in, ``--compile``): the training forward under ``torch.compile``
+(inductor), which fuses the batch-norm / ReLU / concatenation chains between the
+convolutions that eager mode runs one by one.  On 2 Zen 4 cores it runs a DenseNet-BC
+training step about 1.3x faster than bf16 + channels_last alone
+(``results/bench_cpu_paths_compile.json``), after a compilation of one to three minutes
+on first use (cached on disk after that).  It stays opt-in: it needs a C++ compiler on
+the CPU (or Triton on CUDA), the compilation eats a short run's budget, and the
+kit's tests and bit-reproducible runs use eager float32.  Evaluation stays eager.
+
 :func:`torch_threads` runs a block on a given number of CPU threads and restores the
 count afterwards (tiny networks run fastest on one).
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
+import shutil
+import sys
 
 import torch
 
@@ -56,3 +69,48 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def compile_unavailable_reason(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device`` here, or None when it can: inductor
+    writes C++ for the CPU (a compiler on PATH) and Triton kernels for CUDA."""
+    if device.type == "cuda":
+        return None if importlib.util.find_spec("triton") else "torch.compile on CUDA needs Triton (pip install triton)"
+    if device.type != "cpu":
+        return f"torch.compile is not set up for device {device.type!r} in ferlib"
+    compilers = _inductor_cpp_compilers()
+    if not any(shutil.which(c) for c in compilers):
+        return f"torch.compile on the CPU needs a C++ compiler on PATH ({' or '.join(compilers)})"
+    return None
+
+
+def _inductor_cpp_compilers() -> tuple[str, ...]:
+    """The C++ compilers inductor would look for (``$CXX``, else ``g++``; ``cl`` on Windows)."""
+    if sys.platform == "win32":
+        return (os.environ.get("CXX", "cl"),)
+    try:
+        from torch._inductor import config
+    except ImportError:
+        return (os.environ.get("CXX") or "g++",)
+    cxx = config.cpp.cxx if isinstance(config.cpp.cxx, (list, tuple)) else (config.cpp.cxx,)
+    return tuple(c for c in cxx if c) or ("g++",)
+
+
+class CompiledTrainingForward:
+    """``model.forward_with_features`` under ``torch.compile``, for the training step.
+
+    Full batches run the compiled graph (static shapes: the first batch size seen); a
+    shorter batch -- the last of an epoch without ``drop_last`` -- runs eagerly, since
+    recompiling for one batch an epoch costs more than it saves.  The module itself is
+    untouched, so checkpoints, evaluation and ``state_dict`` keys are those of eager runs.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.eager = model.forward_with_features
+        self.compiled = torch.compile(self.eager, dynamic=False)
+        self.batch_size: int | None = None
+
+    def __call__(self, x: torch.Tensor):
+        if self.batch_size is None:
+            self.batch_size = x.shape[0]
+        return self.compiled(x) if x.shape[0] == self.batch_size else self.eager(x)

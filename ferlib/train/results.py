@@ -310,6 +310,7 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
                    else {"kind": "profile", "epochs": trainer.epochs}),
         "schedule": run.schedule_name,
         "precision": trainer.precision,
+        "compiled": trainer.train_forward is not None,  # torch.compile of the training forward (--compile)
         "synthetic": data.synthetic,
         "data": data.description,
         "seed": seed,

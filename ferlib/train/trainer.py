@@ -94,6 +94,8 @@ class Trainer:
     what a resumed run must match (recipe, profile, seed, data, budget).  ``validator``
     (default :class:`~ferlib.train.validation.SoftmaxValidator`) measures PublicTest;
     ``select_on`` is ``"accuracy"`` or ``"loss"`` (the validator's loss).
+    ``train_forward`` replaces ``model.forward_with_features`` in the training step
+    (:class:`~ferlib.train.precision.CompiledTrainingForward` for ``--compile``).
     Under torchrun (:mod:`ferlib.train.distributed`) only the process with
     ``writes_checkpoints`` writes files, and ``reduce_sums`` sums the epoch's loss
     sums over the processes (a collective: every process calls :meth:`sync` at the
@@ -104,7 +106,7 @@ class Trainer:
                  epochs: int, precision: str = "fp32", identity: dict | None = None,
                  describe_model: Callable[[], dict] = dict, callbacks=(), early_stopping_patience: int | None = None,
                  validator=None, select_on: str = "accuracy", name: str = "run", log: bool = True,
-                 writes_checkpoints: bool = True, reduce_sums=None):
+                 writes_checkpoints: bool = True, reduce_sums=None, train_forward: Callable | None = None):
         if select_on not in SELECT_ON:
             raise ValueError(f"select_on must be one of {SELECT_ON}, got {select_on!r}")
         self.model, self.criterion, self.optimizer, self.schedule = model, criterion, optimizer, schedule
@@ -119,6 +121,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.early_stopping_patience = early_stopping_patience
         self.writes_checkpoints, self.reduce_sums = writes_checkpoints, reduce_sums
+        self.train_forward = train_forward  # None: model.forward_with_features (else e.g. a compiled one)
         self.device = train_source.device
         self.state = RunState()
         self.sums = RunningSums(self.device)
@@ -132,11 +135,12 @@ class Trainer:
 
     def train_epoch(self) -> None:
         s, model, crit, opt = self.state, self.model, self.criterion, self.optimizer
+        forward = self.train_forward or model.forward_with_features
         model.train()
         for k, (x, y) in enumerate(self.train_source.iter_from(s.epoch, s.next_batch), start=s.next_batch):
             # forward (bf16 autocast where the precision says so)
             with self.autocast():
-                logits, feats = model.forward_with_features(x)
+                logits, feats = forward(x)
             # loss (criteria cast to float32 themselves; logits is None for an embedding-only model)
             loss = crit(logits, feats.float(), y)
             # backward and step
