@@ -81,7 +81,7 @@ def test_fer_face_on_a_canvas_predicts_as_the_face_itself(model, real_fer2013):
     """A PublicTest face upscaled onto a larger photo: found, cropped back, same prediction as the 48x48 face."""
     import cv2
 
-    faces = real_fer2013.pixels[real_fer2013.usage == "PublicTest"][:60]
+    faces = real_fer2013.pixels[real_fer2013.usage == "PublicTest"][:200]
     direct = model.predict_proba(faces)
     agree, found, corr = 0, 0, []
     for face, p in zip(faces, direct):
@@ -95,11 +95,16 @@ def test_fer_face_on_a_canvas_predicts_as_the_face_itself(model, real_fer2013):
         found += 1
         agree += int(on_face[0].probabilities.argmax() == p.argmax())
         corr.append(np.corrcoef(on_face[0].crop.ravel().astype(float), face.ravel().astype(float))[0, 1])
-    assert found >= 30, f"the detector found only {found} of 60 faces"  # bench: ~4 in 5 at 4x
+    assert found >= 100, f"the detector found only {found} of 200 faces"  # here: 133 of 200
     # the detector box jitters by a few percent, i.e. 1-3 pixels at 48x48: correlation ~0.75, not 1
     assert np.median(corr) > 0.6, "the crop does not give back the FER-2013 face"
-    # a crop is off by a pixel or two and a few percent of scale: near-tied outputs may flip
-    assert agree >= 0.8 * found, f"{agree} of {found} crops predicted as their 48x48 face"
+    # A crop is off by a pixel or two and a few percent of scale, and near-tied outputs flip: on these
+    # 133 faces the 60-minute models agree on 81-86 % (densenet-bc 85.0 %; densenet-bc-center 85.7 %
+    # before its rerun, 81.2 % after), while two unrelated faces share a prediction 20-22 % of the time.
+    # This test once used the first 60 faces (37 found) at 80 %: about one standard error (6 points)
+    # below a model's rate, so it passed or failed by which model was committed.  70 % on 133 faces is
+    # three standard errors (3.4 points) below the lowest.
+    assert agree >= 0.7 * found, f"{agree} of {found} crops predicted as their 48x48 face"
 
 
 def test_no_face_no_output(checkpoint, tmp_path):
