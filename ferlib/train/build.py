@@ -118,8 +118,12 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
               started: float | None = None, extra_callbacks=(), compile: bool = False) -> Run:
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
-    if compile and (reason := compile_unavailable_reason(device)):
-        raise ValueError(reason)
+    group = current_process_group()
+    if compile:
+        reason = compile_unavailable_reason(device) or (
+            "torch.compile is not supported under torchrun in ferlib; drop --compile" if group else None)
+        if reason:
+            raise ValueError(reason)
     channels_last = precision == "bf16"
     torch.manual_seed(seed)
     normalizer = fit_normalizer(recipe.normalization, data.train.pixels)
@@ -133,7 +137,6 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
     optimizer = build_optimizer(recipe, model, criterion, device)
     common = dict(device=device, normalize=normalizer, channels_last=channels_last)
     batch_size = recipe.batch_size if minutes else recipe.batch_size_for(profile)
-    group = current_process_group()
     shard = {"rank": group.rank, "world_size": group.world_size} if group else {}
     train_source = DeviceBatchSource(data.train.pixels, data.train.labels, batch_size=batch_size,
                                      augment=augment, shuffle=True, seed=seed, drop_last=recipe.drop_last,
@@ -178,8 +181,6 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
         model_name=recipe.model, model_kwargs=model_kwargs, normalizer=normalizer,
         normalization=recipe.normalization, eval_transform=augment.to_dict(), input_size=recipe.input_size,
         in_channels=in_channels, class_names=data.class_names, recipe=recipe.to_dict())
-    if group and compile:
-        raise ValueError("torch.compile is not supported under torchrun in ferlib; drop --compile")
     train_forward = CompiledTrainingForward(model) if compile else None
     if group:
         model, criterion, validator, callbacks = distribute(group, model=model, criterion=criterion,
