@@ -106,7 +106,7 @@ def main(argv=None) -> dict:
     from ferlib.models.summary import count_flops
     from ferlib.train.precision import cpu_has_fast_bf16
     from ferlib.train.recipes import RECIPES
-    from ferlib.train.results import device_info, git_info, library_versions
+    from ferlib.provenance import device_info, git_info, library_versions
 
     paths = PATHS + (("bf16+cl+compile",) if args.compile else ())
     if args.paths:

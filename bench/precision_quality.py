@@ -102,7 +102,7 @@ def main(argv=None) -> dict:
     from ferlib.data.splits import PreparedData
     from ferlib.train.precision import resolve_precision
     from ferlib.train.recipes import RECIPES
-    from ferlib.train.results import device_info, git_info, library_versions
+    from ferlib.provenance import device_info, git_info, library_versions
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -25,7 +25,7 @@ def main() -> None:
     from ferlib import paths
     from ferlib.data.discovery import load_fer2013
     from ferlib.predict import CASCADE
-    from ferlib.train.results import device_info, git_info
+    from ferlib.provenance import device_info, git_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir")

@@ -663,7 +663,7 @@ def _print_table(results, device, log) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from ferlib.train.results import device_info, git_info, library_versions
+    from ferlib.provenance import device_info, git_info, library_versions
     from ferlib.train.build import resolve_device
 
     started = time.time()

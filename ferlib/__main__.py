@@ -1,3 +1,3 @@
-from ferlib.cli import main
+from ferlib.commands import main
 
 raise SystemExit(main())

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths
 from .errors import UsageError
 
 FER_CROP_SCALE = 1.03  # median of results/bench_predict_crop_margin.json
@@ -37,12 +36,15 @@ DETECT_MAX_SIDE = 640
 MIN_DETECTION_WEIGHT = 1.0  # the cascade's last-stage score; faces score ~3-6, texture hits ~0.1
 FACE_SIZE = 48
 CASCADE = "haarcascade_frontalface_default.xml"
-DEFAULT_MODEL_NAME = "densenet-bc-center-60min-cpu-2threads.pt"  # python -m ferlib export
+DEFAULT_RECIPE = "densenet-bc-center"  # the kit's committed model of this recipe (python -m ferlib export)
 
 
 def default_model_path() -> Path:
-    """The kit's committed real-data checkpoint (``models/`` of the kit)."""
-    return paths.kit_root() / "models" / DEFAULT_MODEL_NAME
+    """The kit's committed real-data model of :data:`DEFAULT_RECIPE` with the largest budget (``models/``)."""
+    from .train.runs import RunKey, find_trained
+
+    run = find_trained(DEFAULT_RECIPE, own=False)
+    return run.checkpoint if run else RunKey(DEFAULT_RECIPE, "60min-cpu-2threads").model_path()
 
 
 @dataclass
@@ -148,16 +150,26 @@ def predict_faces(photo: np.ndarray, model) -> list[FacePrediction]:
 
 
 def load_predictor(model_path: str | Path | None = None):
-    """The checkpoint to predict with (default: the kit's committed model), loaded on the CPU."""
+    """The model to predict with, loaded on the CPU: a checkpoint file, a run folder, a run name or a
+    recipe name (:func:`ferlib.train.runs.resolve_model`); default the kit's committed model."""
     from .train.checkpoint import load_model
+    from .train.runs import resolve_model
 
-    path = Path(model_path) if model_path else default_model_path()
-    if not path.is_file():
+    if model_path:
+        try:
+            found = resolve_model(model_path)
+        except LookupError:
+            raise UsageError(f"{model_path}: no such checkpoint, run folder, run name or trained recipe",
+                             "give a best.pt or epoch_NNN.pt, a run folder (runs/NAME), or a recipe you trained") from None
+        path = found / "best.pt" if isinstance(found, Path) and found.is_dir() else getattr(found, "checkpoint", found)
+    else:
+        path = default_model_path()
+    if not Path(path).is_file():
         if model_path:
             raise UsageError(f"{path}: no such checkpoint", "give a best.pt or epoch_NNN.pt of a run folder")
         raise UsageError(f"the kit's default model {path} is missing",
-                         "train one (python -m ferlib train densenet-bc-center --minutes 60) and pass "
-                         "--model runs/densenet-bc-center-60min-cpu-2threads-seed0/best.pt")
+                         f"train one (python -m ferlib train {DEFAULT_RECIPE} --minutes 60) and pass "
+                         f"--model {DEFAULT_RECIPE} (its largest-budget run)")
     try:
         model = load_model(path)
     except ValueError as e:
@@ -193,51 +205,6 @@ def annotate(photo: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
             cv2.putText(out, f"{name} {p:.2f}", (left + 2, top + bar_h - 2), cv2.FONT_HERSHEY_SIMPLEX, font,
                         (0, 0, 0), max(1, thick // 2), cv2.LINE_AA)
     return out
-
-
-def _predict_command(args) -> int:
-    """``python -m ferlib predict``: one line (or JSON) per face; exit 1 when a photo has no face."""
-    import cv2
-
-    out = Path(args.out) if args.out else None
-    if out is not None and len(args.photos) > 1:
-        raise UsageError("--out names one annotated image, but several photos were given",
-                         "run predict once per photo to annotate each")
-    model = load_predictor(args.model)
-    report, missing = {}, []
-    for photo_path in args.photos:
-        photo = read_photo(photo_path)
-        faces = predict_faces(photo, model)
-        if not faces:
-            missing.append(photo_path)
-            continue
-        report[photo_path] = [f.as_dict() for f in faces]
-        if not args.json:
-            for f in faces:
-                top = sorted(f.as_dict()["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-                print(f"{photo_path}: face at {tuple(f.box)}: {f.label}  ("
-                      + ", ".join(f"{c} {p:.2f}" for c, p in top) + ")")
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out), cv2.cvtColor(annotate(photo, faces), cv2.COLOR_RGB2BGR))
-            if not args.json:
-                print(f"annotated: {out}")
-    if args.json:
-        print(json.dumps({"model": str(args.model or default_model_path()), "faces": report,
-                          "no_face": missing}, indent=1))
-    for p in missing:
-        print(f"error: {p}: no face found (the detector looks for frontal faces of at least 4 % of the photo)",
-              file=__import__("sys").stderr)
-    return 1 if missing else 0
-
-
-def add_predict_command(sub) -> None:
-    p = sub.add_parser("predict", help="detect the faces in your photos and predict their expressions")
-    p.add_argument("photos", nargs="+", metavar="PHOTO")
-    p.add_argument("--model", help=f"a checkpoint (default: the kit's models/{DEFAULT_MODEL_NAME})")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--out", help="write the photo with boxes and probability bars to this image file")
-    p.set_defaults(func=_predict_command)
 
 
 def upload_widget(model):

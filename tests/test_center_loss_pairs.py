@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ferlib.data.synthetic import make_synthetic_faces
-from ferlib.train import center_loss_pairs as pairs
+from ferlib.chapters import center_loss_pairs as pairs
 from ferlib.train.checkpoint import load_model
 from ferlib.train.criteria import CenterLossConfig, CrossEntropyConfig
 from ferlib.train.recipes import Budget
@@ -52,7 +52,7 @@ def test_real_checkpoint_prefers_the_larger_budget_and_pairs_match_their_budget(
 
 
 def test_budget_size_orders_budgets_and_refuses_non_tags():
-    from ferlib.train.results import budget_size
+    from ferlib.train.runs import budget_size
 
     order = ["5min-cpu-1thread", "60min-cpu-1thread", "60min-cpu-2threads", "10min-cuda", "10min-cuda-4gpus"]
     assert sorted(order, key=budget_size) == order

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from ferlib.evaluate.separation import separation_stats
 from ferlib.models.embedding_net import EmbeddingNet
-from ferlib.train import center_loss_grid as cg
+from ferlib.chapters import center_loss_grid as cg
 from ferlib.viz import center_plots as cp
 
 EPOCHS, BATCH = 27, 32  # 112 Training faces: 3 full batches per epoch, 81 steps
@@ -210,7 +210,7 @@ def test_separation_table():
 def test_paper_vs_ours_table(tmp_path):
     from ferlib.train import results as results_mod
     from ferlib.train.recipes import RECIPES
-    from ferlib.train.results import paper_vs_ours
+    from ferlib.jobs.tables import paper_vs_ours
 
     name = "densenet-bc"
     recipe = RECIPES[name]

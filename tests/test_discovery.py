@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ferlib.cli import main
+from ferlib.commands import main
 from ferlib.data.discovery import load_fer2013, locate_data
 from ferlib.data.errors import DataNotFoundError
 

@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from conftest import build_test_run
-from ferlib.cli import main
+from ferlib.commands import main
 from ferlib.data.discovery import load_fer2013
 from ferlib.data.splits import prepare_splits
 from ferlib.data.synthetic import make_synthetic_faces
@@ -24,7 +24,7 @@ from ferlib.train.checkpoint import load_checkpoint_dict, load_model
 from ferlib.train.criteria import CrossEntropyConfig, ExponentialTripletConfig, TripletConfig
 from ferlib.train.protocols import BEST_LOSS_FILE, ValidationLossProtocol, build_protocol
 from ferlib.train.recipes import RECIPES, Budget, Recipe, get_recipe, smoke_recipe
-from ferlib.train.results import paper_vs_ours
+from ferlib.jobs.tables import paper_vs_ours
 from ferlib.train.validation import KNNValidator, SoftmaxValidator, predict_embeddings
 
 DNNRL_RECIPES = ("dnnrl-dnn", "dnnrl-t-dnn", "dnnrl")

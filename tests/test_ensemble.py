@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from ferlib.cli import main
+from ferlib.commands import main
 from ferlib.evaluate import ensemble as ens
 from ferlib.evaluate.ensemble import (
     TestSplitFitError,
@@ -254,7 +254,7 @@ def no_data(monkeypatch):
 def test_member_probabilities_use_the_checkpoints_own_evaluation(tiny_runs):
     from ferlib.data.synthetic import make_synthetic_faces
     from ferlib.train.checkpoint import load_model
-    from ferlib.train.ensemble_runs import evaluation_splits, load_member, member_probabilities
+    from ferlib.jobs.ensembles import evaluation_splits, load_member, member_probabilities
 
     data = make_synthetic_faces(n_per_class=20, seed=1)
     run = tiny_runs / "tiny-densenet-demo-quick-seed0"
@@ -338,7 +338,7 @@ def test_cli_unknown_member_names_what_to_do(tmp_path, capsys):
 
 def test_members_trained_on_other_data_are_refused(tiny_runs):
     from ferlib.data.dataset import FERDataset
-    from ferlib.train.ensemble_runs import EnsembleError, check_compatible, load_member
+    from ferlib.jobs.ensembles import EnsembleError, check_compatible, load_member
 
     member = load_member(tiny_runs / "tiny-densenet-demo-quick-seed0")
     real_looking = FERDataset(pixels=np.zeros((7, 48, 48), np.uint8), labels=np.arange(7), usage=np.array(
@@ -349,7 +349,7 @@ def test_members_trained_on_other_data_are_refused(tiny_runs):
 
 
 def test_resolve_run_dir_prefers_full_then_budget_then_quick(tmp_path, monkeypatch):
-    from ferlib.train.ensemble_runs import EnsembleError, resolve_run_dir
+    from ferlib.jobs.ensembles import EnsembleError, resolve_run_dir
 
     monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path))
     for name in ("densenet-bc-quick-seed0", "densenet-bc-60min-cpu-seed0", "densenet-bc-center-60min-cpu-seed0"):
@@ -365,7 +365,7 @@ def test_resolve_run_dir_prefers_full_then_budget_then_quick(tmp_path, monkeypat
 
 def test_evaluate_ensemble_and_naming(tiny_runs):
     from ferlib.data.synthetic import make_synthetic_faces
-    from ferlib.train.ensemble_runs import (EnsembleError, collect_probabilities, default_eval_per_class,
+    from ferlib.jobs.ensembles import (EnsembleError, collect_probabilities, default_eval_per_class,
                                             default_name, evaluate_ensemble, load_member, results_path_for)
 
     members = [load_member(tiny_runs / f"tiny-densenet-demo-quick-seed{s}") for s in (0, 1)]

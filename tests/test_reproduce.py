@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ferlib.cli import main
-from ferlib.train.reproduce import BUDGET_EXIT, CodeVersion, _git, cpu_cores, expand_targets, papers
+from ferlib.commands import main
+from ferlib.jobs.reproduce import BUDGET_EXIT, cpu_cores, expand_targets, papers
+from ferlib.provenance import CodeVersion, _git
 
 ROWS = ("tiny-densenet-demo", "densenet-bc")
 CPU = ("--device", "cpu", "--precision", "fp32")

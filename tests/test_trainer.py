@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import ROOT, build_test_run
-from ferlib.cli import build_parser, main
+from ferlib.commands import build_parser, main
 from ferlib.data.synthetic import make_synthetic_faces
 from ferlib.data.transforms import PRESETS
 from ferlib.evaluate.metrics import predict
@@ -241,13 +241,13 @@ def test_cli_from_notebooks_folder_writes_where_the_chapters_read(tmp_path):
     env["FERLIB_RUNS_DIR"] = str(tmp_path / "runs")
     target = ROOT / "results" / "quick" / "tiny-densenet-demo.json"
     saved = target.read_bytes() if target.exists() else None
-    code = ("from ferlib.cli import main; import sys; sys.exit(main(['train', 'tiny-densenet-demo', '--quiet', "
+    code = ("from ferlib.commands import main; import sys; sys.exit(main(['train', 'tiny-densenet-demo', '--quiet', "
             "'--precision', 'fp32', '--device', 'cpu']))")
     try:
         p = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "notebooks", env=env, capture_output=True,
                            text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-2000:]
-        from ferlib.train.results import paper_vs_ours
+        from ferlib.jobs.tables import paper_vs_ours
 
         table = paper_vs_ours(["tiny-densenet-demo"], results_dir=ROOT / "results" / "quick")
         assert "not yet run" not in table.iloc[0]["status"]

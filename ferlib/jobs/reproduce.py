@@ -111,6 +111,8 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import UsageError
+from ..provenance import CodeVersion, read_json
+from ..train.runs import OWN_RESULTS, RunKey, keep_old_run
 
 BUDGET_EXIT = 3  # the wall budget ran out: some rows interrupted or not started; the same command continues
 INTERRUPT_EXIT = 130  # Ctrl-C, as train
@@ -125,7 +127,7 @@ CONTINUE = "run the same command again to continue"
 # -- targets ------------------------------------------------------------------------------
 def papers() -> dict[str, list]:
     """Paper key -> its recipes in registry order (the demo recipes, paper ``none``, are left out)."""
-    from .recipes import RECIPES
+    from ..train.recipes import RECIPES
 
     out: dict[str, list] = {}
     for recipe in RECIPES.values():
@@ -136,7 +138,7 @@ def papers() -> dict[str, list]:
 
 def expand_targets(targets) -> list:
     """Paper keys and recipe names -> recipes, each once, in the order given (a paper's rows in registry order)."""
-    from .recipes import RECIPES
+    from ..train.recipes import RECIPES
 
     by_paper, recipes = papers(), []
     for target in targets:
@@ -154,52 +156,6 @@ def expand_targets(targets) -> list:
             seen.add(r.name)
             unique.append(r)
     return unique
-
-
-# -- is a results file current? -----------------------------------------------------------
-def _git(*args) -> str | None:
-    """``git ARGS`` in the kit's checkout: its stdout, or None when git or the checkout is not there or it fails."""
-    try:
-        done = subprocess.run(["git", *args], cwd=paths.kit_root(), capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-@dataclass
-class CodeVersion:
-    """The checkout's code, as the skip rule compares it with a results file's provenance."""
-
-    fingerprint: str
-    head_tree: str | None  # git rev-parse HEAD:ferlib; None without git
-    ferlib_dirty: bool  # uncommitted changes to tracked files under ferlib/
-
-    @classmethod
-    def here(cls) -> "CodeVersion":
-        from .results import code_fingerprint
-
-        head = _git("rev-parse", "HEAD:ferlib")
-        status = _git("status", "--porcelain", "--untracked-files=no", "--", "ferlib") if head else None
-        return cls(code_fingerprint(), head, bool(status))
-
-    def made_this(self, provenance: dict) -> tuple[bool, str]:
-        """Whether a results file's provenance says the current code made it; and if not, why not."""
-        if provenance.get("code_fingerprint"):
-            same = provenance["code_fingerprint"] == self.fingerprint
-            return same, "" if same else "made by other code (its ferlib/ sources differ from this checkout's)"
-        if self.head_tree is None:
-            return True, "git is unavailable here: an existing results file counts as done"
-        sha = str(provenance.get("git_sha") or "unknown")
-        if sha == "unknown":
-            return False, "its code version is unknown (no git sha)"
-        if provenance.get("git_dirty"):
-            return False, f"made from uncommitted changes on git {sha[:8]}: its code cannot be told"
-        tree = _git("rev-parse", f"{sha}:ferlib")
-        if tree is None:
-            return False, f"made at git {sha[:8]}, which this checkout does not have"
-        if tree != self.head_tree or self.ferlib_dirty:
-            return False, f"made at git {sha[:8]}, whose ferlib/ differs from this checkout's"
-        return True, ""
 
 
 # -- rows -------------------------------------------------------------------------------
@@ -230,25 +186,16 @@ class Row:
         return None if self.started is None else (self.ended or time.monotonic()) - self.started
 
 
-def _read_results(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def plan_rows(recipes, *, profile: str, device, seed: int, overwrite: bool, synthetic: bool,
-              code: CodeVersion) -> list[Row]:
+              code: CodeVersion, publish: bool = False) -> list[Row]:
     """Decide for each recipe: skip (done for this code), keep (stale full result), or run (and how)."""
-    from .results import default_results_path, run_name
-
     rows = []
     for recipe in recipes:
-        row = Row(recipe, default_results_path(recipe, profile, None, device),
-                  paths.runs_dir() / run_name(recipe, profile, seed))
+        key = RunKey.for_training(recipe.name, profile, seed=seed, synthetic=synthetic)
+        row = Row(recipe, key.results_path(published=publish), key.run_dir())
         latest = row.run_dir / "latest.pt"
         if row.results_path.is_file():
-            results = _read_results(row.results_path)
+            results = read_json(row.results_path)
             if results is None:
                 current, why = False, "its results file cannot be read"
             elif results.get("seed") != seed:
@@ -292,7 +239,7 @@ def cpu_cores() -> int:
 
 
 def worker_command(row: Row, *, profile: str, device, seed: int, precision: str, threads: int,
-                   data_dir: str | None, quiet: bool) -> list[str]:
+                   data_dir: str | None, quiet: bool, publish: bool = False) -> list[str]:
     """The row's ordinary ``python -m ferlib train`` command line."""
     cmd = [sys.executable, "-m", "ferlib", "train", row.recipe.name, "--profile", profile, "--device", str(device),
            "--seed", str(seed), "--precision", precision, "--threads", str(threads)]
@@ -300,6 +247,8 @@ def worker_command(row: Row, *, profile: str, device, seed: int, precision: str,
         cmd += ["--data-dir", str(data_dir)]
     if row.overwrite:
         cmd.append("--overwrite")
+    if publish:
+        cmd.append("--publish")
     if quiet:
         cmd.append("--quiet")
     return cmd
@@ -388,8 +337,6 @@ class RowPool:
 
     # one thread per running row
     def _run(self, row: Row) -> None:
-        from .results import keep_old_run
-
         with self.lock:
             if self.stop_reason:
                 row.status, row.note = "not started", CONTINUE
@@ -505,13 +452,15 @@ def ours_text(results: dict | None) -> str:
     return " / ".join(f"{k} {v:.1f} %" for k, v in o.items()) or "no metrics"
 
 
-def summary_path(targets, profile: str, device) -> Path:
-    """``results/reproduce/<targets>-<profile>-<device type>.json``; quick: under ``results/quick/``."""
+def summary_path(targets, profile: str, device, *, publish: bool = False) -> Path:
+    """``results/local/reproduce/<targets>-<profile>-<device type>.json`` (quick: ``results/local/quick/reproduce/``);
+    with ``publish`` under the kit's tracked ``results/``."""
     name = "+".join(targets)
     name = re.sub(r"[^A-Za-z0-9.+_-]", "_", name)
     if len(name) > 120:
         name = f"{name[:100]}-and-more-{len(targets)}-targets"
-    root = paths.results_dir() / ("quick" if profile == "quick" else "") / "reproduce"
+    base = paths.results_dir() if publish and profile != "quick" else paths.results_dir() / OWN_RESULTS
+    root = base / ("quick" if profile == "quick" else "") / "reproduce"
     return root / f"{name}-{profile}-{device.type}.json"
 
 
@@ -585,8 +534,8 @@ def measure_images_per_s(recipe, dataset, *, profile: str, device, precision: st
     import tempfile
 
     from ..data.splits import prepare_splits
-    from .build import build_run
-    from .callbacks import TrainingInterrupted
+    from ..train.build import build_run
+    from ..train.callbacks import TrainingInterrupted
 
     batch = recipe.batch_size_for(profile)
     steps = DRY_RUN_WARMUP_STEPS + DRY_RUN_TIMED_STEPS
@@ -609,7 +558,7 @@ def measure_images_per_s(recipe, dataset, *, profile: str, device, precision: st
 
 def expected_seconds(recipe, sizes: dict, images_per_s: float, profile: str, startup_s: float) -> float:
     """Epochs x (training + one PublicTest pass) + final evaluation + start-up; see the module docstring."""
-    from .callbacks import TimeBudget
+    from ..train.callbacks import TimeBudget
 
     epochs = recipe.budget(profile).epochs
     train_s = sizes["train"] / images_per_s
@@ -679,117 +628,3 @@ def dry_run(rows, *, profile: str, device, precision: str, seed: int, data_dir, 
                    "continues them")
         print(f"--minutes {minutes:g}: {verdict}")
     return 0
-
-
-# -- the command --------------------------------------------------------------------------
-def _reproduce(args) -> int:
-    from ..data.discovery import locate_data
-    from ..profiles import get_profile
-    from .precision import resolve_precision
-    from .results import device_info, git_info, library_versions
-
-    recipes = expand_targets(args.targets)
-    try:
-        profile = get_profile(args.profile)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    device = args.parse_device(args.device)
-    try:
-        precision = resolve_precision(args.precision, device)
-    except (KeyError, ValueError) as e:
-        raise UsageError(str(e.args[0] if e.args else e)) from None
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}",
-                         "give the number of rows to train at once on the device, e.g. --workers 2")
-    if args.minutes is not None and not args.minutes > 0:
-        raise UsageError(f"--minutes must be a positive number of minutes, got {args.minutes:g}")
-    synthetic = locate_data(args.data_dir).synthetic
-    code = CodeVersion.here()
-    rows = plan_rows(recipes, profile=profile, device=device, seed=args.seed, overwrite=args.overwrite,
-                     synthetic=synthetic, code=code)
-    to_run = [r for r in rows if r.action == "run"]
-    workers = args.workers or default_workers(device, len(to_run))
-    threads = max(1, cpu_cores() // max(1, min(workers, len(to_run))))  # the cores shared by the rows running at once
-    if args.dry_run:
-        return dry_run(rows, profile=profile, device=device, precision=precision, seed=args.seed,
-                       data_dir=args.data_dir, workers=workers, minutes=args.minutes, quiet=args.quiet)
-
-    started_wall, started = time.time(), time.monotonic()
-    code_version = git_info()  # at the start, as train records it: the code the rows were started from
-    gpu = GpuUtilisation(device)
-    for row in rows:
-        if row.action == "skip":
-            print(f"[reproduce] skip {row.recipe.name}: results for this code version in {row.results_path}")
-        elif row.action == "keep":
-            print(f"[reproduce] stale {row.recipe.name}: {row.note}")
-    pool = RowPool(to_run, workers=workers, budget_s=None if args.minutes is None else 60 * args.minutes,
-                   quiet=args.quiet, env=worker_env(),
-                   command_for=lambda row: worker_command(row, profile=profile, device=device, seed=args.seed,
-                                                          precision=precision, threads=threads,
-                                                          data_dir=args.data_dir, quiet=args.quiet))
-    if to_run:
-        print(f"[reproduce] {len(to_run)} row(s) to run on {device}, {workers} at a time, {threads} CPU thread(s) "
-              f"each{f', within {args.minutes:g} min' if args.minutes else ''}", flush=True)
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        # started as a background job by a script: the workers would inherit the ignored SIGINT and could not
-        # save on the budget's signal, so Python's default handler is restored (the workers then get SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    gpu.start()
-    try:
-        pool.run()
-    finally:
-        gpu.stop()
-
-    entries = [row_summary(r, gpu) for r in rows]
-    failed = any(r.status == "failed" for r in rows)
-    unfinished = any(r.status in ("interrupted", "not started") for r in rows)
-    status = (1 if failed else INTERRUPT_EXIT if pool.stop_reason == "ctrl-c" and unfinished
-              else BUDGET_EXIT if unfinished else 0)
-    out = summary_path(args.targets, profile, device)
-    summary = {"targets": list(args.targets), "profile": profile, "device": str(device), "precision": precision,
-               "seed": args.seed, "workers": workers, "threads_per_worker": threads, "minutes": args.minutes,
-               "stopped_by": pool.stop_reason, "exit_status": status, "rows": entries,
-               "gpu_utilisation": gpu.summary(),
-               "provenance": {**code_version, **device_info(device), "versions": library_versions(),
-                              "started": _dt.datetime.fromtimestamp(started_wall, _dt.timezone.utc)
-                              .isoformat(timespec="seconds"),
-                              "wall_time_s": time.monotonic() - started, "command": " ".join(sys.argv)}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(out)
-    print()
-    print_table(entries)
-    print(f"[reproduce] summary -> {out} ({time.monotonic() - started:.0f} s"
-          f"{', GPU utilisation mean ' + str(gpu.summary()['mean_percent']) + ' %' if gpu.samples else ''})")
-    if status == BUDGET_EXIT:
-        print(f"[reproduce] the {args.minutes:g}-minute budget ran out: {CONTINUE} (exit status {BUDGET_EXIT})")
-    elif status == INTERRUPT_EXIT:
-        print(f"[reproduce] stopped by Ctrl-C: {CONTINUE}")
-    return status
-
-
-def add_reproduce_command(sub, parse_device) -> None:
-    """``python -m ferlib reproduce TARGET... [--profile P] [--device D] [--workers N] [--minutes M] [--dry-run]``.
-
-    ``parse_device``: the command line's ``--device`` parser (text -> torch.device, or a usage error).
-    """
-    p = sub.add_parser("reproduce", help="train a paper's table rows (or named recipes) in one call, several at "
-                                         "once on one device, within a wall budget; skips done rows, resumes others")
-    p.add_argument("targets", nargs="+", metavar="TARGET",
-                   help="a paper (densenet-cl, cl-resnet50, dnnrl: all its rows) or recipe names")
-    p.add_argument("--profile", choices=("quick", "full"), help="default: $FERLIB_PROFILE, else quick")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--workers", type=int, help="rows trained at once on the device (default: on CUDA min(rows, 8), "
-                   "on a CPU 1)")
-    p.add_argument("--minutes", type=float, help="this call's wall budget: rows still running at the end save a "
-                   "checkpoint and stop (exit status 3); the same command continues them")
-    p.add_argument("--dry-run", action="store_true", help="print each row's expected time from measured throughput "
-                   "and whether the rows fit --minutes; trains and writes nothing")
-    p.add_argument("--overwrite", action="store_true", help="re-run full-profile rows whose results are stale "
-                   "(made by other code, another seed or other data)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", help="folder or file with FER-2013 (default: $FERLIB_DATA_DIR, ./data, synthetic)")
-    p.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (as train)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars in the logs, no per-row lines; the table")
-    p.set_defaults(func=_reproduce, parse_device=parse_device)

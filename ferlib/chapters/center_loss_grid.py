@@ -1,5 +1,7 @@
 r"""Chapter 03's picture of center loss: 2-D (or 3-D) deep features over a grid of lambda and alpha.
 
+Defined in chapter 03 (``notebooks/03_center_loss``).
+
 Wen et al. (2016) showed what center loss does with a network whose last hidden layer
 has two units, so that the deep features can be plotted as they are.  Chapter 03
 redraws that picture on faces, once per (lambda, alpha) of a grid, so that sliders can
@@ -48,10 +50,10 @@ from ..evaluate.metrics import predict
 from ..evaluate.separation import separation_stats
 from ..losses.center import SoftmaxCenterLoss
 from ..models.embedding_net import EmbeddingNet
-from .callbacks import Callback
-from .precision import torch_threads
-from .schedules import Schedule
-from .trainer import Trainer
+from ..train.callbacks import Callback
+from ..train.precision import torch_threads
+from ..train.schedules import Schedule
+from ..train.trainer import Trainer
 
 __all__ = [
     "pool_faces",

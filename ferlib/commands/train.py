@@ -1,4 +1,4 @@
-"""python -m ferlib recipes and python -m ferlib train RECIPE.
+"""``python -m ferlib recipes``, ``train RECIPE`` and ``export RUN OUT.pt``.
 
 Every argument is checked before any data is loaded: a mistake costs a message, not
 a minute of loading and a traceback (:class:`ferlib.errors.UsageError`).
@@ -9,41 +9,12 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
+from .options import (add_data_dir, add_device, add_precision, add_profile, add_publish, add_seed, parse_device,
+                      parse_minutes, user_choice)
 
 
-def parse_device(text: str | None):
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a :class:`torch.device` that exists here, else UsageError."""
-    import torch
-
-    from .build import resolve_device
-
-    try:
-        device = resolve_device(text)
-    except RuntimeError:
-        raise UsageError(f"unknown device {text!r}", "use --device cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {text}: this machine has no CUDA device visible to torch "
-                             f"(torch {torch.__version__}, CUDA build {torch.version.cuda})",
-                             "use --device cpu (with --minutes M for a wall-clock budget), or run on a GPU machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) here",
-                             f"use cuda:0 ... cuda:{torch.cuda.device_count() - 1}")
-    elif device.type != "cpu":
-        raise UsageError(f"--device {text}: ferlib trains on cpu or cuda", "use --device cpu, cuda, cuda:N or auto")
-    return device
-
-
-def _user_choice(fn, *args):
-    """Call a resolver that raises KeyError/ValueError on a bad name, as a UsageError."""
-    try:
-        return fn(*args)
-    except (KeyError, ValueError) as e:
-        raise UsageError(str(e.args[0] if e.args else e)) from None
-
-
-def _list_recipes(args) -> int:
-    from .recipes import RECIPES
+def list_recipes(args) -> int:
+    from ..train.recipes import RECIPES
 
     rows = [("recipe", "paper table row", "model", "quick", "full", "paper's numbers (%)")]
     for name, r in sorted(RECIPES.items()):
@@ -55,23 +26,23 @@ def _list_recipes(args) -> int:
     return 0
 
 
-def _train(args) -> int:
+def train_command(args) -> int:
     import torch
 
-    from .. import paths
+    from ..data.discovery import locate_data
     from ..profiles import get_profile
-    from .precision import compile_unavailable_reason, resolve_precision
-    from .recipes import get_recipe
-    from .callbacks import TrainingInterrupted
-    from .distributed import barrier, check_global_batch, is_main_process, session, world_size_from_env
-    from .results import default_results_path, keep_old_run, run_name, run_recipe
+    from ..train.callbacks import TrainingInterrupted
+    from ..train.distributed import barrier, check_global_batch, is_main_process, session, world_size_from_env
+    from ..train.precision import compile_unavailable_reason, resolve_precision
+    from ..train.recipes import get_recipe
+    from ..train.results import run_recipe
+    from ..train.runs import RunKey, keep_old_run
 
-    recipe = _user_choice(get_recipe, args.recipe)
-    profile = _user_choice(get_profile, args.profile)
+    recipe = user_choice(get_recipe, args.recipe)
+    profile = user_choice(get_profile, args.profile)
     device = parse_device(args.device)
-    precision = _user_choice(resolve_precision, args.precision, device)
-    if args.minutes is not None and not args.minutes > 0:
-        raise UsageError(f"--minutes must be a positive number of minutes, got {args.minutes:g}")
+    precision = user_choice(resolve_precision, args.precision, device)
+    parse_minutes(args.minutes)
     if args.minutes is not None and profile == "full":
         raise UsageError("--minutes and --profile full are two different budgets",
                          "give one: --minutes M (the whole splits in M minutes) or --profile full (the paper's epochs)")
@@ -84,10 +55,13 @@ def _train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     check_global_batch(recipe.batch_size if args.minutes else recipe.batch_size_for(profile), world_size_from_env())
-    results_path = (Path(args.out) / f"{recipe.name}.json" if args.out
-                    else default_results_path(recipe, profile, args.minutes, device))
-    run_dir = (Path(args.run_dir) if args.run_dir
-               else paths.runs_dir() / run_name(recipe, profile, args.seed, args.minutes, device))
+    if args.publish and profile == "quick" and not args.minutes:
+        raise UsageError("--publish writes the kit's tracked results, and the quick profile is a smoke test",
+                         "drop --publish, or train with --minutes M or --profile full")
+    key = RunKey.for_training(recipe.name, profile, seed=args.seed, minutes=args.minutes, device=device,
+                              synthetic=locate_data(args.data_dir).synthetic)
+    results_path = Path(args.out) / f"{recipe.name}.json" if args.out else key.results_path(published=args.publish)
+    run_dir = Path(args.run_dir) if args.run_dir else key.run_dir()
     # a finished full-profile or wall-clock-budget result is never replaced silently (a quick one is a smoke test)
     overwrite = args.overwrite or (profile == "quick" and not args.minutes) or bool(args.out)
     if results_path.exists() and not overwrite:
@@ -110,12 +84,12 @@ def _train(args) -> int:
     return 0
 
 
-def _export(args) -> int:
+def export_command(args) -> int:
     import numpy as np
 
     from ..data.discovery import load_fer2013
-    from .checkpoint import load_model
-    from .export import export_model
+    from ..train.checkpoint import load_model
+    from ..train.export import export_model
 
     source = Path(args.checkpoint)
     if source.is_dir():
@@ -140,24 +114,26 @@ def _export(args) -> int:
     return 0
 
 
-def add_train_commands(sub) -> None:
+def add_commands(sub) -> None:
     p = sub.add_parser("recipes", help="list the named recipes (one per paper table row)")
-    p.set_defaults(func=_list_recipes)
+    p.set_defaults(func=list_recipes)
     t = sub.add_parser("train", help="train a recipe and write its results file")
     t.add_argument("recipe")
-    t.add_argument("--profile", choices=("quick", "full"), help="default: $FERLIB_PROFILE, else quick")
-    t.add_argument("--data-dir", help="folder or file with FER-2013 (default: $FERLIB_DATA_DIR, ./data, synthetic)")
-    t.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    t.add_argument("--seed", type=int, default=0)
+    add_profile(t)
+    add_data_dir(t)
+    add_device(t)
+    add_seed(t)
     t.add_argument("--minutes", type=float, help="wall-clock budget: the whole FER-2013 splits, epochs planned "
-                   "from measured throughput to finish in M minutes (results/budget/)")
-    t.add_argument("--precision", default="auto", help="auto (bf16 autocast where the device has fast bf16), "
-                   "fp32 (bit-reproducible), bf16")
+                   "from measured throughput to finish in M minutes (results/local/budget/)")
+    add_precision(t)
     t.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     t.add_argument("--compile", action="store_true", help="torch.compile the training forward: about 1.3x the "
                    "step speed on a CPU after 1-3 minutes of compiling; needs a C++ compiler (CPU) or Triton (CUDA)")
-    t.add_argument("--out", help="folder for RECIPE.json (default: results/, or results/quick/ for quick runs)")
-    t.add_argument("--run-dir", help="checkpoint folder (default: runs/RECIPE-PROFILE-seedS); an interrupted run resumes")
+    t.add_argument("--out", help="folder for RECIPE.json (default: results/local/, results/local/quick/ for quick "
+                   "runs, results/local/budget/ for --minutes)")
+    add_publish(t)
+    t.add_argument("--run-dir", help="checkpoint folder (default: runs/RECIPE-BUDGET[-synthetic]-seedS); an "
+                   "interrupted run resumes")
     t.add_argument("--fresh", action="store_true", help="start over: the old run folder is renamed, not deleted")
     t.add_argument("--overwrite", action="store_true", help="replace an existing full-profile results file")
     t.add_argument("--quiet", action="store_true")
@@ -165,18 +141,12 @@ def add_train_commands(sub) -> None:
                    "over the global batch (default: each process's own; see ferlib.train.distributed)")
     # test hook (tests/test_distributed.py): end the run after N optimiser steps without saving, like a kill
     t.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)
-    t.set_defaults(func=_train)
+    t.set_defaults(func=train_command)
     e = sub.add_parser("export", help="write a small float16 copy of a trained model (for sharing or committing)")
     e.add_argument("checkpoint", help="a run folder (its best.pt) or a checkpoint file")
     e.add_argument("out", help="the .pt file to write")
-    e.add_argument("--data-dir", help="FER-2013 to check the copy on (default: as train)")
+    add_data_dir(e)
     e.add_argument("--check-split", default="PrivateTest", choices=("PublicTest", "PrivateTest"),
                    help="faces on which the copy's predictions are compared with the original's")
     e.add_argument("--overwrite", action="store_true")
-    e.set_defaults(func=_export)
-    from .ensemble_runs import add_ensemble_command
-
-    add_ensemble_command(sub, parse_device)
-    from .reproduce import add_reproduce_command
-
-    add_reproduce_command(sub, parse_device)
+    e.set_defaults(func=export_command)

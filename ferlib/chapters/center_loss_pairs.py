@@ -1,5 +1,7 @@
 """Pairs of runs that differ only in the loss -- softmax alone, and softmax + center loss.
 
+Defined in chapter 03 (``notebooks/03_center_loss``).
+
 Chapter 03 compares the deep features of such a pair (DenseNet-CL Fig. 6, t-SNE;
 CL-ResNet50 Fig. 1, PCA) and their accuracies:
 
@@ -23,10 +25,9 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import paths
-from .checkpoint import load_model
-from .criteria import CenterLossConfig
-from .recipes import Budget, Recipe, smoke_recipe
+from ..train.checkpoint import load_model
+from ..train.criteria import CenterLossConfig
+from ..train.recipes import Budget, Recipe, smoke_recipe
 
 __all__ = ["CENTER_LOSS_PAIRS", "PAIR_LABELS", "real_checkpoint", "real_checkpoint_pair", "quick_pair_recipes",
            "QuickPair", "train_quick_pair", "pair_features", "real_pair_results"]
@@ -38,55 +39,34 @@ CENTER_LOSS_PAIRS = (("wide-densenet-bc", "wide-densenet-bc-center"), ("wide-den
 PAIR_LABELS = ("softmax only", "softmax + center loss")
 
 
-def _real_checkpoints(name: str, runs_dir: str | Path | None, seed: int) -> dict[str, Path]:
-    """``{kind: best.pt}`` of the real runs of recipe ``name``: kind ``"full"`` for the full-profile run,
-    else its budget tag (``60min-cpu-2threads``).  A run folder in ``runs_dir`` comes before the kit's
-    committed float16 copy ``models/NAME-<tag>.pt`` of the same kind (the latter only when
-    ``runs_dir`` is the kit's own, i.e. None)."""
-    from .results import is_budget_name
+def _real_runs(name: str) -> dict[str, object]:
+    """``{budget: FoundRun}`` of the real-data seed-0 runs of recipe ``name`` that have a model (largest first)."""
+    from ..train.runs import find_runs
 
-    root = Path(runs_dir) if runs_dir is not None else paths.runs_dir()
     found = {}
-    if runs_dir is None:  # the kit's committed float16 exports (python -m ferlib export): models/NAME-<tag>.pt
-        for p in sorted((paths.kit_root() / "models").glob(f"{name}-*min-*.pt")):
-            if is_budget_name(p.stem, name):
-                found[p.stem[len(name) + 1:]] = p
-    # RECIPE-<budget tag>-seedS; the glob for "densenet" also matches "densenet-bc-...": check the name
-    suffix = f"-seed{seed}"
-    for p in sorted(root.glob(f"{name}-*min-*{suffix}/best.pt")):
-        if is_budget_name(p.parent.name, name, suffix) and p.is_file():
-            found[p.parent.name[len(name) + 1:-len(suffix)]] = p
-    full = root / f"{name}-full{suffix}" / "best.pt"
-    if full.is_file():
-        found["full"] = full
+    for run in find_runs(name, synthetic=False, seed=0):
+        if run.checkpoint is not None and run.key.budget != "quick":
+            found.setdefault(run.key.budget, run)
     return found
 
 
-def _kind_size(kind: str) -> tuple:
-    """Sort key: the full profile above every budget, then the larger budget (:func:`~.results.budget_size`)."""
-    from .results import budget_size
-
-    return (1, 0, 0.0) if kind == "full" else (0, *budget_size(kind))
-
-
-def real_checkpoint(name: str, runs_dir: str | Path | None = None, seed: int = 0) -> Path | None:
-    """``best.pt`` of a real run of recipe ``name``: the full-profile run, else the wall-clock-budget run
-    with the largest budget (in ``runs_dir``, default the kit's ``runs/``), else -- for the kit's own
-    folders -- the committed float16 copy ``models/NAME-<budget tag>.pt``, else None."""
-    found = _real_checkpoints(name, runs_dir, seed)
-    return found[max(found, key=_kind_size)] if found else None
+def real_checkpoint(name: str) -> Path | None:
+    """The selected model of the real run of recipe ``name`` with the largest budget (the full profile,
+    else the largest wall-clock budget): your run folder's ``best.pt``, else the kit's committed
+    float16 copy ``models/NAME-<budget>.pt``; None when there is none."""
+    found = _real_runs(name)
+    return next(iter(found.values())).checkpoint if found else None
 
 
-def real_checkpoint_pair(runs_dir: str | Path | None = None) -> dict[str, Path] | None:
-    """``{label: best.pt}`` of the first pair of :data:`CENTER_LOSS_PAIRS` with both runs of the same
-    kind (both full-profile, or both on the same budget tag -- the largest such), labels
-    ``"softmax only (NAME)"`` and ``"softmax + center loss (NAME)"``; None when there is none."""
+def real_checkpoint_pair() -> dict[str, Path] | None:
+    """``{label: model}`` of the first pair of :data:`CENTER_LOSS_PAIRS` with both runs on the same budget
+    (the largest such), labels ``"softmax only (NAME)"`` and ``"softmax + center loss (NAME)"``; None when
+    there is none."""
     for pair in CENTER_LOSS_PAIRS:
-        found = [_real_checkpoints(name, runs_dir, seed=0) for name in pair]
-        common = set(found[0]) & set(found[1])
+        found = [_real_runs(name) for name in pair]
+        common = [b for b in found[0] if b in found[1]]  # largest budget first
         if common:
-            kind = max(common, key=_kind_size)
-            return {f"{label} ({name})": f[kind] for label, name, f in zip(PAIR_LABELS, pair, found)}
+            return {f"{label} ({name})": f[common[0]].checkpoint for label, name, f in zip(PAIR_LABELS, pair, found)}
     return None
 
 
@@ -124,8 +104,8 @@ def train_quick_pair(dataset, workdir: str | Path, *, recipes: Mapping[str, Reci
     ``threads``: torch threads while training (tiny convolutions run fastest on one).
     """
     from ..data.splits import prepare_splits
-    from .build import build_run
-    from .precision import torch_threads
+    from ..train.build import build_run
+    from ..train.precision import torch_threads
 
     recipes = dict(recipes or quick_pair_recipes())
     budget = next(iter(recipes.values())).quick
@@ -158,17 +138,19 @@ def pair_features(checkpoints: Mapping[str, str | Path], train, test, *, device=
     return out
 
 
-def real_pair_results(base: str, results_dir: str | Path | None = None):
+def real_pair_results(base: str):
     """``(softmax results, center-loss results)`` of the same kind of real run of ``base`` and
-    ``base-center`` -- the full-profile pair, else the wall-clock-budget pair on the same budget tag
-    with the largest budget (:func:`~.results.budget_size`) -- or None."""
-    from .results import budget_results, budget_size, load_results
+    ``base-center`` -- the full-profile pair, else the wall-clock-budget pair on the same budget
+    with the largest budget -- or None."""
+    from ..train.runs import find_runs
 
-    root = Path(results_dir) if results_dir is not None else paths.results_dir()
-    candidates = [(root / f"{base}.json", root / f"{base}-center.json")]
-    budget = sorted(budget_results(base, root), key=lambda p: budget_size(p.stem[len(base) + 1:]), reverse=True)
-    candidates += [(p, p.with_name(f"{base}-center" + p.name[len(base):])) for p in budget]
-    for plain, center in candidates:
-        if plain.is_file() and center.is_file():
-            return load_results(plain), load_results(center)
-    return None
+    def by_budget(name):
+        out = {}
+        for run in find_runs(name, synthetic=False, seed=0):
+            if run.key.budget != "quick" and (results := run.results()) is not None:
+                out.setdefault(run.key.budget, results)
+        return out
+
+    plain, center = by_budget(base), by_budget(f"{base}-center")
+    common = [b for b in plain if b in center]
+    return (plain[common[0]], center[common[0]]) if common else None

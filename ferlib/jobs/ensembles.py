@@ -25,8 +25,6 @@ images.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import paths
+from .. import paths, provenance
 from ..errors import UsageError
 from ..evaluate import ensemble as ens
+from ..train.runs import OWN_RESULTS
 from ..evaluate.tta import TTA_MODES, check_mode, tencrop_margin, tta_probabilities, views_per_image
 
 SPLITS = (ens.FIT_SPLIT, ens.TEST_SPLIT)
@@ -48,7 +47,7 @@ class EnsembleError(UsageError):
 
 @dataclass
 class Member:
-    """One run folder and the checkpoints that stand for it."""
+    """One run (a run folder or an exported model file) and the checkpoints that stand for it."""
 
     name: str
     run_dir: Path
@@ -82,64 +81,74 @@ class Member:
 
 # -- members -----------------------------------------------------------------------------------------
 
-def resolve_run_dir(spec: str | Path, profile: str | None = None, seed: int = 0) -> Path:
-    """A run folder from a path, or from a recipe name: ``RECIPE-full-seedS``, a wall-clock run, ``RECIPE-quick-seedS``.
+def _resolve(spec: str | Path, profile: str | None = None) -> tuple[str, Path | None, Path | None, dict]:
+    """``(name, run folder or None, model file or None, identity)`` of a member named on the command line.
 
-    ``profile`` ("quick" or "full") limits a recipe name to that profile's folder.
+    A run folder, a checkpoint file (e.g. the kit's committed ``models/NAME.pt``), a run name or a
+    recipe name (its largest-budget run: :func:`ferlib.train.runs.find_trained`; ``profile`` limits
+    a recipe name to that profile's runs).
     """
-    from .recipes import RECIPES
-    from .results import is_budget_name
+    from ..train.recipes import RECIPES
+    from ..train.runs import FoundRun, RunKey, find_trained, resolve_model
 
-    path = Path(spec)
-    if path.is_dir():
-        return path
-    name = str(spec)
-    if name not in RECIPES:
-        raise EnsembleError(f"{name!r} is neither a run folder nor a recipe name; pass a folder with checkpoints "
-                            f"(e.g. runs/densenet-bc-quick-seed0) or a recipe (`python -m ferlib recipes` lists them)")
-    root = paths.runs_dir()
-    candidates = []
-    if profile in (None, "full"):
-        candidates.append(root / f"{name}-full-seed{seed}")
-        candidates += sorted(p for p in root.glob(f"{name}-*min-*-seed{seed}")
-                             if is_budget_name(p.name, name, f"-seed{seed}"))
-    if profile in (None, "quick"):
-        candidates.append(root / f"{name}-quick-seed{seed}")
-    for c in candidates:
-        if c.is_dir():
-            return c
-    looked = ", ".join(c.name for c in candidates) or "nothing"
-    raise EnsembleError(f"recipe {name!r} has no run folder under {root} (looked for {looked}); "
-                        f"train it first: python -m ferlib train {name}")
+    budgets = None if profile is None else (profile,)
+    try:
+        found = (find_trained(str(spec), budgets=budgets) if profile and str(spec) in RECIPES
+                 else resolve_model(spec, budgets=budgets))
+    except LookupError:
+        found = None
+    if found is None:
+        hint = (f"train it first: python -m ferlib train {spec}" if str(spec) in RECIPES else
+                "pass a run folder (runs/NAME), a checkpoint file (e.g. models/densenet-bc-60min-cpu-2threads.pt), "
+                "a run name or a recipe name (python -m ferlib recipes lists them)")
+        raise EnsembleError(f"{spec!r}: no run folder, checkpoint or trained run of that name; {hint}")
+    if isinstance(found, FoundRun):
+        run_dir = found.run_dir if found.run_dir is not None and (found.run_dir / "best.pt").is_file() else None
+        return found.key.name, run_dir, None if run_dir else found.model_path, _identity_of_key(found.key)
+    if found.is_dir():
+        return found.name, found, None, {}
+    key = RunKey.parse(found.stem)
+    return found.stem, None, found, _identity_of_key(key) if key else {}
 
 
-def load_member(spec: str | Path, *, last_k: int | None = None, profile: str | None = None, seed: int = 0) -> Member:
-    """A member from a run folder or recipe name: ``best.pt``, or the last ``last_k`` epoch checkpoints."""
-    from .checkpoint import load_checkpoint_dict
+def _identity_of_key(key) -> dict:
+    return {"recipe": {"name": key.recipe}, "profile": key.profile, "minutes": key.minutes, "seed": key.seed,
+            "data": {"synthetic": key.synthetic}}
 
-    run_dir = resolve_run_dir(spec, profile, seed)
+
+def load_member(spec: str | Path, *, last_k: int | None = None, profile: str | None = None) -> Member:
+    """A member from a run folder, checkpoint file, run name or recipe name: its selected model
+    (``best.pt``, or the model file itself), or the last ``last_k`` epoch checkpoints of its run folder."""
+    from ..train.checkpoint import load_checkpoint_dict
+
+    name, run_dir, model_file, identity = _resolve(spec, profile)
     if last_k is not None:
         if int(last_k) != last_k or last_k < 1:
             raise EnsembleError(f"--last-k must be a positive number of checkpoints, got {last_k}")
+        if run_dir is None:
+            raise EnsembleError(f"{name}: --last-k {last_k} needs the run's epoch checkpoints (runs/NAME/epoch_NNN.pt), "
+                                f"and {model_file} is a single exported model; train the run here (python -m ferlib "
+                                f"train RECIPE ...) or drop --last-k")
         files = ens.last_checkpoints(run_dir, int(last_k))
         what = "epoch_NNN.pt"
-    else:
+    elif run_dir is not None:
         files = [run_dir / "best.pt"] if (run_dir / "best.pt").is_file() else []
         what = "best.pt"
+    else:
+        files, what = [model_file], model_file.name
     if not files:
         raise EnsembleError(f"{run_dir}: no checkpoint ({what}) -- the run has not finished an epoch, or this is not "
                             f"a run folder; train it (python -m ferlib train RECIPE) or pass another folder")
     try:
         head = load_checkpoint_dict(files[-1])
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         raise EnsembleError(str(e)) from None
-    identity = {}
-    if (run_dir / "latest.pt").is_file():
+    if run_dir is not None and (run_dir / "latest.pt").is_file():
         try:
-            identity = load_checkpoint_dict(run_dir / "latest.pt").get("identity") or {}
+            identity = load_checkpoint_dict(run_dir / "latest.pt").get("identity") or identity
         except ValueError:
-            identity = {}
-    return Member(name=run_dir.name, run_dir=run_dir, checkpoints=files, class_names=tuple(head["class_names"]),
+            pass
+    return Member(name=name, run_dir=run_dir or model_file, checkpoints=files, class_names=tuple(head["class_names"]),
                   recipe=head.get("recipe") or identity.get("recipe") or {}, identity=identity,
                   eval_transform=dict(head.get("eval_transform") or {}))
 
@@ -194,7 +203,7 @@ def member_probabilities(member: Member, splits: dict, *, tta: str = "none", dev
     """The member's probabilities on each split (mean over its checkpoints and TTA views), and seconds per split."""
     import torch
 
-    from .checkpoint import load_model
+    from ..train.checkpoint import load_model
 
     check_mode(tta)
     probs = {s: 0.0 for s in splits}
@@ -316,17 +325,20 @@ def default_name(members: list[Member], method: str, tta: str, last_k: int | Non
     return "+".join(m.name for m in members) + "--" + "-".join(parts)
 
 
-def results_path_for(name: str, members: list[Member]) -> Path:
-    """``results/ensembles/NAME.json``; ``results/quick/ensembles/NAME.json`` when any member is a quick run."""
-    root = paths.results_dir()
-    return (root / "quick" / "ensembles" if any(m.is_quick for m in members) else root / "ensembles") / f"{name}.json"
+def results_path_for(name: str, members: list[Member], *, published: bool = False) -> Path:
+    """``results/local/ensembles/NAME.json`` (``quick/ensembles/`` when any member is a quick run); with
+    ``published``, the kit's tracked ``results/ensembles/`` (never for quick members)."""
+    quick = any(m.is_quick for m in members)
+    if published and quick:
+        raise EnsembleError("--publish writes the kit's tracked results, and quick-profile members are a smoke "
+                            "test, not a result; drop --publish")
+    root = paths.results_dir() if published else paths.results_dir() / OWN_RESULTS
+    return (root / "quick" / "ensembles" if quick else root / "ensembles") / f"{name}.json"
 
 
 def ensemble_results(inputs: EnsembleInputs, evaluation: dict, *, name: str, last_k: int | None, device,
-                     started: float) -> dict:
+                     clock: provenance.Clock) -> dict:
     """The results file's dict: the evaluation, members, data, cost and provenance."""
-    from .results import device_info, git_info, library_versions
-
     views = views_per_image(inputs.tta)
     seconds = {n: {s: float(v) for s, v in sec.items()} for n, sec in inputs.seconds.items()}
     images = sum(inputs.data[s] for s in SPLITS)
@@ -352,26 +364,15 @@ def ensemble_results(inputs: EnsembleInputs, evaluation: dict, *, name: str, las
         "cost": {"inference_seconds": seconds, "total_inference_seconds": total,
                  "forward_passes_per_image": views * sum(len(m.checkpoints) for m in inputs.members),
                  "images_per_s": images / total if total > 0 else None},
-        "provenance": {**git_info(), **device_info(device), "versions": library_versions(),
-                       "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
-                       "wall_time_s": time.time() - started, "command": " ".join(sys.argv)},
+        "provenance": provenance.record(device, clock=clock, command=" ".join(sys.argv)),
     }
-
-
-def write_results(results: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(path)
-    return path
 
 
 def run_ensemble(specs, *, method: str = "mean", tta: str = "none", last_k: int | None = None,
                  objective: str = "nll", seed: int = 0, dataset=None, data_dir=None, device=None,
                  eval_per_class: int | None = None, profile: str | None = None, name: str | None = None,
                  results_path: str | Path | None = None, out_dir: str | Path | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, publish: bool = False) -> dict:
     """Load the members, predict, combine and write ``NAME.json``; returns the results dict (with ``path``).
 
     ``specs``: run folders or recipe names.  ``results_path`` (a file) or ``out_dir``
@@ -379,9 +380,9 @@ def run_ensemble(specs, *, method: str = "mean", tta: str = "none", last_k: int 
     :func:`default_eval_per_class`.  ``dataset``: the data to evaluate on (default:
     :func:`~ferlib.data.discovery.load_fer2013` of ``data_dir``).
     """
-    from .build import resolve_device
+    from ..train.build import resolve_device
 
-    started = time.time()
+    clock = provenance.Clock()
     if method not in ens.METHODS:
         raise EnsembleError(f"unknown ensemble method {method!r}; choose one of {', '.join(ens.METHODS)}")
     if tta not in TTA_MODES:
@@ -389,7 +390,7 @@ def run_ensemble(specs, *, method: str = "mean", tta: str = "none", last_k: int 
     if objective not in ens.OBJECTIVES:
         raise EnsembleError(f"unknown objective {objective!r}; choose one of {', '.join(ens.OBJECTIVES)}")
     specs = [specs] if isinstance(specs, (str, Path)) else list(specs)
-    members = [load_member(s, last_k=last_k, profile=profile, seed=0) for s in specs]
+    members = [load_member(s, last_k=last_k, profile=profile) for s in specs]
     check_compatible(members)
     if dataset is None:
         from ..data.discovery import load_fer2013
@@ -401,10 +402,10 @@ def run_ensemble(specs, *, method: str = "mean", tta: str = "none", last_k: int 
     inputs = collect_probabilities(members, dataset, tta=tta, eval_per_class=eval_per_class, device=device)
     evaluation = evaluate_ensemble(inputs, method, objective=objective, seed=seed)
     name = name or default_name(members, method, tta, last_k)
-    results = ensemble_results(inputs, evaluation, name=name, last_k=last_k, device=device, started=started)
+    results = ensemble_results(inputs, evaluation, name=name, last_k=last_k, device=device, clock=clock)
     if results_path is None:
-        results_path = Path(out_dir) / f"{name}.json" if out_dir else results_path_for(name, members)
-    path = write_results(results, results_path)
+        results_path = Path(out_dir) / f"{name}.json" if out_dir else results_path_for(name, members, published=publish)
+    path = provenance.write_json(results, results_path)
     results["path"] = str(path)
     if progress:
         acc = {s: results["metrics"][s]["accuracy"] for s in SPLITS}
@@ -417,45 +418,3 @@ def run_ensemble(specs, *, method: str = "mean", tta: str = "none", last_k: int 
               f"PublicTest {acc[ens.FIT_SPLIT]:.4f}, PrivateTest {acc[ens.TEST_SPLIT]:.4f}; best member "
               f"{best['name']} (on PublicTest) {best[ens.TEST_SPLIT]:.4f} on PrivateTest{note} -> {path}")
     return results
-
-
-# -- command line --------------------------------------------------------------------------------------
-
-def _ensemble_command(args) -> int:
-    device = args.parse_device(args.device)
-    if args.eval_per_class is not None and args.eval_per_class < 1:
-        raise EnsembleError(f"--eval-per-class must be at least 1, got {args.eval_per_class}")
-    run_ensemble(args.members, method=args.method, tta=args.tta, last_k=args.last_k, objective=args.objective,
-                 seed=args.seed, data_dir=args.data_dir, device=device, eval_per_class=args.eval_per_class,
-                 profile=args.profile, name=args.name, out_dir=args.out, progress=not args.quiet)
-    return 0
-
-
-def add_ensemble_command(sub, parse_device) -> None:
-    """``python -m ferlib ensemble RUN_OR_RECIPE... [--method mean|vote|de] [--tta none|flip|tencrop] [--last-k K]``.
-
-    ``parse_device``: the command line's ``--device`` parser (text -> torch.device, or a usage error).
-    """
-    e = sub.add_parser("ensemble", help="combine finished runs (or one run's last checkpoints) and write "
-                                        "results/ensembles/NAME.json")
-    e.add_argument("members", nargs="+", metavar="RUN_OR_RECIPE",
-                   help="run folders (runs/NAME) or recipe names (their full, wall-clock or quick seed-0 run)")
-    e.add_argument("--method", choices=ens.METHODS, default="mean",
-                   help="mean of probabilities, majority vote, or de: weights fitted by differential evolution "
-                        "on PublicTest (EmoNet)")
-    e.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation: none, flip (2 views) "
-                   "or tencrop (4 corners + centre, each flipped)")
-    e.add_argument("--last-k", type=int, help="each member is the mean of its last K epoch checkpoints "
-                   "(DenseNet-CL: 5); default: its best.pt")
-    e.add_argument("--objective", choices=ens.OBJECTIVES, default="nll",
-                   help="what --method de minimises on PublicTest")
-    e.add_argument("--seed", type=int, default=0, help="seed of differential evolution")
-    e.add_argument("--profile", choices=("quick", "full"), help="for recipe names: only that profile's run folders")
-    e.add_argument("--eval-per-class", type=int, help="images per class of PublicTest and PrivateTest (default: all; "
-                   "for quick-profile members, their quick budget)")
-    e.add_argument("--data-dir", help="folder or file with FER-2013 (default: $FERLIB_DATA_DIR, ./data, synthetic)")
-    e.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    e.add_argument("--name", help="results file name (default: MEMBERS--METHOD[-tta-T][-lastK])")
-    e.add_argument("--out", help="folder for NAME.json (default: results/ensembles/, or results/quick/ensembles/)")
-    e.add_argument("--quiet", action="store_true")
-    e.set_defaults(func=_ensemble_command, parse_device=parse_device)
