@@ -241,3 +241,18 @@ def test_embedding_scatter():
     assert fig2.data[0].type == "scatter" and sum(len(t.x) for t in fig2.data) == 60
     with pytest.raises(ValueError, match="project the embeddings"):
         kp.embedding_scatter(rng.normal(size=(10, 5)), labels[:10], CLASSES)
+
+
+def test_triplet_demo_runs_through_the_trainer_and_logs_every_step_it_says():
+    import torch
+
+    from ferlib.chapters.center_loss_grid import toy_face_data
+    from ferlib.chapters.triplet_demo import HISTORY_KEYS, short_triplet_run
+    from ferlib.losses.triplet import mine_triplets
+
+    data = toy_face_data(n_per_class=30)
+    a, p, n = mine_triplets(torch.zeros(len(data.test_labels), 2), torch.as_tensor(data.test_labels), "all")
+    hist, acc = short_triplet_run(data, (a[:200], p[:200], n[:200]), steps=6, log_every=2, batch_size=32)
+    assert set(hist) == set(HISTORY_KEYS) and len({len(v) for v in hist.values()}) == 1
+    assert hist["step"][0] == 0 and hist["step"][-1] >= 1 and 0.0 <= acc <= 1.0
+    assert all(0.0 <= v <= 1.0 for v in hist["active"] + hist["held-out: correctly ordered"])

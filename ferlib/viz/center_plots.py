@@ -22,14 +22,13 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-DPI = 80
+from .style import DPI, FONT, TITLE, styled
+from .style import title as _title
+
 #: One colour per class (matplotlib's tab10), the same in every figure of the chapter.
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf")
 
-
-def _title(text: str, tag: str | None) -> str:
-    return f"{text}\n[{tag}]" if tag else text
 
 
 def _color(j: int) -> str:
@@ -60,9 +59,9 @@ def scatter_features(ax, features, labels, class_names: Sequence[str], centers=N
         for j in range(min(len(c), len(class_names))):
             ax.scatter(c[j, 0], c[j, 1], s=90, marker="X", color=_color(j), edgecolors="black", linewidths=1.2,
                        zorder=5)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=FONT)
     if legend:
-        ax.legend(fontsize=7, markerscale=2.5, loc="best", framealpha=0.7)
+        ax.legend(fontsize=FONT, markerscale=2.5, loc="best", framealpha=0.7)
 
 
 def _stats_line(stats: Mapping) -> str:
@@ -70,6 +69,7 @@ def _stats_line(stats: Mapping) -> str:
             f"ratio {stats['ratio']:.3f}")
 
 
+@styled
 def feature_figure(run, class_names: Sequence[str], *, split: str = "train", tag: str | None = None,
                    held_out: str = "PublicTest", dpi: int = DPI) -> Figure:
     """One run: its 2-D features and centers (left), ``L_S`` and ``L_C`` during training (right)."""
@@ -80,23 +80,24 @@ def feature_figure(run, class_names: Sequence[str], *, split: str = "train", tag
     fig = Figure(figsize=(9.5, 4.2), dpi=dpi, layout="constrained")
     ax, ax2 = fig.subplots(1, 2, width_ratios=[1.25, 1])
     scatter_features(ax, f, y, class_names, run.centers, legend=True)
-    ax.set_title(f"{where} features, accuracy {acc:.2f}\n{_stats_line(stats)}", fontsize=9)
-    ax.set_xlabel("feature 1", fontsize=8)
-    ax.set_ylabel("feature 2", fontsize=8)
+    ax.set_title(f"{where} features, accuracy {acc:.2f}\n{_stats_line(stats)}", fontsize=FONT)
+    ax.set_xlabel("feature 1", fontsize=FONT)
+    ax.set_ylabel("feature 2", fontsize=FONT)
     h = run.history
     ax2.plot(h["step"], h["ce"], label="$L_S$ (softmax cross-entropy)")
     ax2.plot(h["step"], h["center"], label="$L_C$ (center loss, mean over the batch)")
     if run.lambda_ > 0:
         ax2.plot(h["step"], run.lambda_ * np.asarray(h["center"]), "--", label=r"$\lambda L_C$")
     ax2.set_yscale("log")
-    ax2.set_xlabel("step", fontsize=8)
-    ax2.set_title(f"losses on the training batches (center lag {run.center_lag:.3g})", fontsize=9)
-    ax2.legend(fontsize=7)
-    ax2.tick_params(labelsize=7)
-    fig.suptitle(_title(f"λ = {run.lambda_:g}, α = {run.alpha:g}  ({run.steps} steps)", tag), fontsize=10)
+    ax2.set_xlabel("step", fontsize=FONT)
+    ax2.set_title(f"losses on the training batches (center lag {run.center_lag:.3g})", fontsize=FONT)
+    ax2.legend(fontsize=FONT)
+    ax2.tick_params(labelsize=FONT)
+    fig.suptitle(_title(f"λ = {run.lambda_:g}, α = {run.alpha:g}  ({run.steps} steps)", tag), fontsize=TITLE)
     return fig
 
 
+@styled
 def grid_figure(grid, *, split: str = "train", lambdas: Sequence[float] | None = None,
                 alphas: Sequence[float] | None = None, max_points: int | None = 500, dpi: int = DPI,
                 cell: float = 2.3) -> Figure:
@@ -114,12 +115,12 @@ def grid_figure(grid, *, split: str = "train", lambdas: Sequence[float] | None =
             stats = run.train_stats if split == "train" else run.test_stats
             ax = axes[r, c]
             scatter_features(ax, f, y, grid.class_names, run.centers, s=3, max_points=max_points)
-            ax.set_title(f"λ={lam:g} α={a:g}: ratio {stats['ratio']:.2f}", fontsize=8)
+            ax.set_title(f"λ={lam:g} α={a:g}: ratio {stats['ratio']:.2f}", fontsize=FONT)
     handles, names = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8, markerscale=3,
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=FONT, markerscale=3,
                frameon=False)
     where = "Training" if split == "train" else f"held-out ({grid.held_out})"
-    fig.suptitle(_title(f"2-D deep features ({where}) and centers for every (λ, α)", grid.tag), fontsize=10)
+    fig.suptitle(_title(f"2-D deep features ({where}) and centers for every (λ, α)", grid.tag), fontsize=TITLE)
     return fig
 
 
@@ -152,6 +153,7 @@ class CenterGridExplorer:
         self.widget = W.interactive(self.update, lambda_=self.lambda_slider, alpha=self.alpha_slider,
                                     split=self.split_buttons)
 
+    @styled
     def draw(self, lambda_: float, alpha: float, split: str = "train") -> Figure:
         """The figure of one precomputed run (no display)."""
         run = self.grid.run(lambda_, alpha)
@@ -183,6 +185,7 @@ class CenterGridExplorer:
         display(self.widget)
 
 
+@styled
 def scatter3d(runs: Mapping[str, object], class_names: Sequence[str], *, split: str = "train",
               max_points: int = 900, tag: str | None = None):
     """A plotly figure with one 3-D scene per run: features by class, centers as diamonds.
@@ -222,6 +225,7 @@ def scatter3d(runs: Mapping[str, object], class_names: Sequence[str], *, split: 
     return fig
 
 
+@styled
 def embedding_panels(panels: Mapping[str, tuple], class_names: Sequence[str], *, ncols: int = 2,
                      title: str = "", tag: str | None = None, dpi: int = DPI, cell: float = 3.6) -> Figure:
     """2-D maps (t-SNE, PCA, ...) side by side: ``panels`` maps a title to ``(points (n, 2), labels)``."""
@@ -237,11 +241,11 @@ def embedding_panels(panels: Mapping[str, tuple], class_names: Sequence[str], *,
             continue
         pts, y = panels[names[k]]
         scatter_features(ax, pts, y, class_names, s=6, legend=k == 0)
-        ax.set_title(names[k], fontsize=9)
+        ax.set_title(names[k], fontsize=FONT)
         ax.set_xticks([])
         ax.set_yticks([])
     if title or tag:
-        fig.suptitle(_title(title, tag), fontsize=10)
+        fig.suptitle(_title(title, tag), fontsize=TITLE)
     return fig
 
 

@@ -12,11 +12,10 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-DPI = 80
+from .style import DPI, FONT, TITLE, styled
+from .style import title as _title
 
 
-def _title(text: str, tag: str | None) -> str:
-    return f"{text}\n[{tag}]" if tag else text
 
 
 def _as_2d(image) -> np.ndarray:
@@ -27,10 +26,11 @@ def _as_2d(image) -> np.ndarray:
     return arr
 
 
+@styled
 def image_grid(images: Sequence, ncols: int, *, titles: Sequence[str] | None = None,
                row_labels: Sequence[str] | None = None, title: str = "", tag: str | None = None,
                vmin: float | None = 0, vmax: float | None = 255,
-               row_ranges: Sequence[tuple[float, float]] | None = None, cell: float = 1.0,
+               row_ranges: Sequence[tuple[float, float]] | None = None, cell: float = 1.3,
                dpi: int = DPI) -> Figure:
     """Images (each (H, W), sizes may differ) in rows of ``ncols``, grey, no axes.
 
@@ -54,15 +54,16 @@ def image_grid(images: Sequence, ncols: int, *, titles: Sequence[str] | None = N
             lo, hi = row_ranges[k // ncols] if row_ranges is not None else (vmin, vmax)
             ax.imshow(_as_2d(images[k]), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
             if titles is not None and titles[k]:
-                ax.set_title(titles[k], fontsize=7)
+                ax.set_title(titles[k], fontsize=FONT)
     if row_labels is not None:
         for r, label in enumerate(row_labels[:nrows]):
-            axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+            axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=FONT)
     if title or tag:
-        fig.suptitle(_title(title, tag), fontsize=10)
+        fig.suptitle(_title(title, tag), fontsize=TITLE)
     return fig
 
 
+@styled
 def class_sample_grid(pixels: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *,
                       per_class: int = 8, seed: int = 0, title: str = "", tag: str | None = None) -> Figure:
     """``per_class`` random images of every class, one class per row (seeded)."""
@@ -77,6 +78,7 @@ def class_sample_grid(pixels: np.ndarray, labels: np.ndarray, class_names: Seque
     return image_grid(images, per_class, row_labels=row_labels, title=title, tag=tag)
 
 
+@styled
 def class_distribution(counts: Mapping[str, Mapping[str, int]], *, title: str = "Images per class",
                        tag: str | None = None, dpi: int = DPI) -> Figure:
     """Grouped bars: for each split (outer key), the count of each class (inner key).
@@ -100,11 +102,12 @@ def class_distribution(counts: Mapping[str, Mapping[str, int]], *, title: str = 
         ax.set_xticks(x, classes, rotation=30)
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(_title(title, tag), fontsize=10)
+    axes[0].legend(fontsize=FONT)
+    fig.suptitle(_title(title, tag), fontsize=TITLE)
     return fig
 
 
+@styled
 def mean_std_images(mean, std, *, title: str = "Per-pixel statistics over Training",
                     tag: str | None = None, dpi: int = DPI) -> Figure:
     """The mean image and the standard-deviation image side by side, with colour bars."""
@@ -112,14 +115,15 @@ def mean_std_images(mean, std, *, title: str = "Per-pixel statistics over Traini
     axes = fig.subplots(1, 2)
     for ax, img, name in zip(axes, (_as_2d(mean), _as_2d(std)), ("mean", "standard deviation")):
         im = ax.imshow(img, cmap="gray", interpolation="nearest")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=FONT)
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(_title(title, tag), fontsize=10)
+    fig.suptitle(_title(title, tag), fontsize=TITLE)
     return fig
 
 
+@styled
 def confusion_heatmap(table, row_names: Sequence[str], col_names: Sequence[str], *,
                       row_label: str = "", col_label: str = "", normalize_rows: bool = True,
                       title: str = "", tag: str | None = None, dpi: int = DPI) -> Figure:
@@ -130,20 +134,21 @@ def confusion_heatmap(table, row_names: Sequence[str], col_names: Sequence[str],
                  layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(shown, cmap="Blues", vmin=0)
-    ax.set_xticks(range(len(col_names)), col_names, rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(range(len(row_names)), row_names, fontsize=8)
+    ax.set_xticks(range(len(col_names)), col_names, rotation=40, ha="right", fontsize=FONT)
+    ax.set_yticks(range(len(row_names)), row_names, fontsize=FONT)
     ax.set_xlabel(col_label)
     ax.set_ylabel(row_label)
     hi = shown.max() if shown.size else 0
     for (i, j), v in np.ndenumerate(shown):
-        ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+        ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=FONT,
                 color="white" if v > 0.6 * hi else "black")
     fig.colorbar(im, ax=ax, shrink=0.8, label="% of row" if normalize_rows else "count")
     if title or tag:
-        fig.suptitle(_title(title, tag), fontsize=10)
+        fig.suptitle(_title(title, tag), fontsize=TITLE)
     return fig
 
 
+@styled
 def augmentation_gallery(face, augments: Mapping, *, draws: int = 6, seed: int = 0,
                          vmin: float | None = None, vmax: float | None = None, title: str = "",
                          tag: str | None = None, cell: float = 1.0) -> Figure:
@@ -173,3 +178,34 @@ def augmentation_gallery(face, augments: Mapping, *, draws: int = 6, seed: int =
         vmax = hi if vmax is None else vmax
     return image_grid(images, draws + 1, titles=titles, row_labels=row_labels, title=title, tag=tag,
                       vmin=vmin, vmax=vmax, cell=cell)
+
+
+@styled
+def face_and_probabilities(crop, probabilities: Sequence[float], class_names: Sequence[str], *,
+                           reference=None, reference_title: str = "a FER-2013 face", title: str = "",
+                           tag: str | None = None, dpi: int = DPI) -> Figure:
+    """A detected face crop (and, with ``reference``, a training face beside it) and the model's
+    probability for each class as horizontal bars, labelled in the kit's readable font."""
+    probs = np.asarray(probabilities, dtype=float)
+    if len(probs) != len(class_names):
+        raise ValueError(f"{len(probs)} probabilities for {len(class_names)} classes")
+    panels = 3 if reference is not None else 2
+    fig = Figure(figsize=(2.6 * (panels - 1) + 4.4, 2.9), dpi=dpi, layout="constrained")
+    axes = fig.subplots(1, panels, width_ratios=[1] * (panels - 1) + [1.7])
+    images = [(crop, "the crop the model saw")] + ([(reference, reference_title)] if reference is not None else [])
+    for ax, (img, name) in zip(axes, images):
+        ax.imshow(_as_2d(img), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(name, fontsize=FONT)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bars = axes[-1]
+    order = np.arange(len(probs))[::-1]
+    bars.barh([class_names[i] for i in order], 100 * probs[order],
+              color=["tab:orange" if i == int(probs.argmax()) else "tab:blue" for i in order])
+    for y, i in enumerate(order):
+        bars.text(100 * probs[i] + 1, y, f"{100 * probs[i]:.0f} %", va="center", fontsize=FONT)
+    bars.set_xlim(0, 115)
+    bars.set_xlabel("probability (%)")
+    if title or tag:
+        fig.suptitle(_title(title, tag), fontsize=TITLE)
+    return fig

@@ -18,13 +18,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.tri import Triangulation
 
-DPI = 80
+from .style import DPI, FONT, TITLE, styled
+from .style import title as _title
+
 OBJECTIVE_LABELS = {"nll": "negative log-likelihood", "error": "error (1 - accuracy)"}
 MARKERS = ("o", "s", "^", "D", "v", "P")
 
-
-def _title(text: str, tag: str | None) -> str:
-    return f"{text}\n[{tag}]" if tag else text
 
 
 def _check_values(weights: np.ndarray, values: Mapping[str, np.ndarray], members: int) -> None:
@@ -35,6 +34,7 @@ def _check_values(weights: np.ndarray, values: Mapping[str, np.ndarray], members
             raise ValueError(f"values[{name!r}] has shape {np.shape(v)}, expected ({len(weights)},)")
 
 
+@styled
 def objective_curves(weights, values: Mapping[str, np.ndarray], member_names: Sequence[str], *,
                      marks: Mapping[str, Sequence[float]] | None = None, tag: str | None = None,
                      dpi: int = DPI) -> Figure:
@@ -59,11 +59,11 @@ def objective_curves(weights, values: Mapping[str, np.ndarray], member_names: Se
             ax.axvline(float(mw[0]), color=f"C{i + 2}", ls="--", lw=1, label=label)
         ax.set_xlabel("w_1, the weight of member 1 (member 2: 1 - w_1)")
         ax.set_ylabel(OBJECTIVE_LABELS.get(objective, objective))
-        ax.set_title(OBJECTIVE_LABELS.get(objective, objective), fontsize=10)
+        ax.set_title(OBJECTIVE_LABELS.get(objective, objective), fontsize=TITLE)
         if marks:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=FONT)
     fig.suptitle(_title(f"The DE objective for two members: 1 = {member_names[0]}, 2 = {member_names[1]}", tag),
-                 fontsize=10)
+                 fontsize=TITLE)
     fig.tight_layout()
     return fig
 
@@ -81,6 +81,7 @@ def _step_levels(v: np.ndarray) -> np.ndarray:
     return np.concatenate([[u[0] - pad], (u[:-1] + u[1:]) / 2, [u[-1] + pad]])
 
 
+@styled
 def objective_triangles(weights, values: Mapping[str, np.ndarray], member_names: Sequence[str], *,
                         marks: Mapping[str, Sequence[float]] | None = None, tag: str | None = None,
                         dpi: int = DPI) -> Figure:
@@ -105,22 +106,23 @@ def objective_triangles(weights, values: Mapping[str, np.ndarray], member_names:
             p = _corners(np.asarray(mw, dtype=float)[None])[0]
             ax.plot(*p, MARKERS[i % len(MARKERS)], color="white", mec="black", ms=8, label=label)
         for (x, y), k, (dx, dy) in zip(corner_xy, range(3), [(-0.04, -0.07), (0.04, -0.07), (0, 0.04)]):
-            ax.annotate(str(k + 1), (x, y), xytext=(x + dx, y + dy), ha="center", fontsize=10, weight="bold")
-        ax.set_title(OBJECTIVE_LABELS.get(objective, objective), fontsize=10)
+            ax.annotate(str(k + 1), (x, y), xytext=(x + dx, y + dy), ha="center", fontsize=TITLE, weight="bold")
+        ax.set_title(OBJECTIVE_LABELS.get(objective, objective), fontsize=TITLE)
         ax.set_aspect("equal")
         ax.set_xlim(-0.15, 1.15)
         ax.set_ylim(-0.12, 1.0)
         ax.axis("off")
     if marks:
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=FONT, frameon=False)
     names = ", ".join(f"{k + 1} = {n}" for k, n in enumerate(member_names))
     fig.suptitle(_title(f"The DE objective over the weights of three members (a corner: one member alone)\n{names}",
-                        tag), fontsize=9)
+                        tag), fontsize=FONT)
     fig.tight_layout(rect=(0, 0.12 if marks else 0, 1, 1))
     return fig
 
 
+@styled
 def correlation_heatmap(corr, member_names: Sequence[str], *, title: str = "Correlation of the members' errors",
                         tag: str | None = None, dpi: int = DPI) -> Figure:
     """The (M, M) error-correlation matrix (:func:`ferlib.evaluate.ensemble.error_correlation`), values printed."""
@@ -134,11 +136,11 @@ def correlation_heatmap(corr, member_names: Sequence[str], *, title: str = "Corr
     for i in range(len(c)):
         for j in range(len(c)):
             dark = np.isfinite(c[i, j]) and abs(c[i, j]) > 0.6
-            ax.text(j, i, "n/a" if np.isnan(c[i, j]) else f"{c[i, j]:.2f}", ha="center", va="center", fontsize=8,
+            ax.text(j, i, "n/a" if np.isnan(c[i, j]) else f"{c[i, j]:.2f}", ha="center", va="center", fontsize=FONT,
                     color="white" if dark else "black")
-    ax.set_xticks(range(len(c)), member_names, rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(c)), member_names, fontsize=8)
+    ax.set_xticks(range(len(c)), member_names, rotation=30, ha="right", fontsize=FONT)
+    ax.set_yticks(range(len(c)), member_names, fontsize=FONT)
     fig.colorbar(im, ax=ax, shrink=0.8)
-    ax.set_title(_title(title, tag), fontsize=10)
+    ax.set_title(_title(title, tag), fontsize=TITLE)
     fig.tight_layout()
     return fig

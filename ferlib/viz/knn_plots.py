@@ -22,14 +22,13 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-DPI = 80
+from .style import DPI, FONT, TITLE, styled
+from .style import title as _title
+
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf")
 _RIGHT, _WRONG = "#2ca02c", "#d62728"
 
-
-def _title(text: str, tag: str | None) -> str:
-    return f"{text}\n[{tag}]" if tag else text
 
 
 def _numpy(x) -> np.ndarray:
@@ -63,6 +62,7 @@ def pair_distances_and_cosines(embeddings, n_pairs: int = 2000, seed: int = 0) -
     return sq, cos
 
 
+@styled
 def distance_vs_cosine_figure(panels: Mapping[str, np.ndarray], *, n_pairs: int = 2000, dpi: int = DPI,
                               tag: str | None = None) -> Figure:
     r"""For each set of embeddings, squared distance against cosine similarity of random pairs,
@@ -76,15 +76,16 @@ def distance_vs_cosine_figure(panels: Mapping[str, np.ndarray], *, n_pairs: int 
         ax.scatter(cos, sq, s=4, alpha=0.4, color="0.3", linewidths=0)
         c = np.linspace(-1, 1, 50)
         ax.plot(c, 2 - 2 * c, color="#d62728", lw=1, label=r"$2 - 2\cos$")
-        ax.set_xlabel("cosine similarity", fontsize=8)
-        ax.set_ylabel("squared Euclidean distance", fontsize=8)
-        ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
-    fig.suptitle(_title("distance and cosine of random pairs of embeddings", tag), fontsize=10)
+        ax.set_xlabel("cosine similarity", fontsize=FONT)
+        ax.set_ylabel("squared Euclidean distance", fontsize=FONT)
+        ax.set_title(name, fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+        ax.legend(fontsize=FONT)
+    fig.suptitle(_title("distance and cosine of random pairs of embeddings", tag), fontsize=TITLE)
     return fig
 
 
+@styled
 def k_sweep_figure(sweeps: Mapping[str, Mapping[int, float]], *, chosen: Mapping[str, int] | None = None,
                    split: str = "PublicTest", reference: Mapping[str, float] | None = None, dpi: int = DPI,
                    tag: str | None = None, title: str = "") -> Figure:
@@ -108,22 +109,23 @@ def k_sweep_figure(sweeps: Mapping[str, Mapping[int, float]], *, chosen: Mapping
             kk = int(chosen[name])
             ax.plot([kk], [float(sweep[kk])], "o", ms=9, mfc="none", mec=color, mew=2)
             ax.annotate(f"k = {kk}", (kk, float(sweep[kk])), textcoords="offset points", xytext=(4, 6),
-                        fontsize=7, color=color)
+                        fontsize=FONT, color=color)
     for k, (name, value) in enumerate((reference or {}).items()):
         ax.axhline(float(value), color="0.4", lw=1, ls=("--", ":", "-.")[k % 3], label=name)
     ax.set_xscale("log")
     ax.margins(y=0.15)
-    ax.set_xlabel("k (number of neighbours)", fontsize=8)
-    ax.set_ylabel(f"accuracy on {split}", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
+    ax.set_xlabel("k (number of neighbours)", fontsize=FONT)
+    ax.set_ylabel(f"accuracy on {split}", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.legend(fontsize=FONT)
     fig.suptitle(_title(title or f"k-NN accuracy against k on {split} (circled: the k chosen there)", tag),
-                 fontsize=10)
+                 fontsize=TITLE)
     return fig
 
 
+@styled
 def neighbour_strips(query_pixels, query_labels, neighbour_pixels, neighbour_labels, class_names: Sequence[str], *,
-                     predicted=None, distances=None, row_titles: Sequence[str] | None = None, cell: float = 0.95,
+                     predicted=None, distances=None, row_titles: Sequence[str] | None = None, cell: float = 1.2,
                      dpi: int = DPI, tag: str | None = None, title: str = "") -> Figure:
     """One row per query: the query face, then its k nearest Training faces.
 
@@ -152,7 +154,7 @@ def neighbour_strips(query_pixels, query_labels, neighbour_pixels, neighbour_lab
             label += f"\nk-NN says {class_names[p]}"
         if row_titles is not None:
             label = f"{row_titles[i]}\n{label}"
-        row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+        row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=FONT)
         for j in range(k):
             ax = row[j + 1]
             ax.imshow(npx[i, j], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
@@ -164,7 +166,7 @@ def neighbour_strips(query_pixels, query_labels, neighbour_pixels, neighbour_lab
             text = class_names[nl[i, j]]
             if distances is not None:
                 text += f"\n{float(_numpy(distances)[i, j]):.2f}"
-            ax.set_xlabel(text, fontsize=6, labelpad=1)
+            ax.set_xlabel(text, fontsize=FONT, labelpad=1)
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -172,7 +174,7 @@ def neighbour_strips(query_pixels, query_labels, neighbour_pixels, neighbour_lab
             side.set_linewidth(2.5)
             side.set_color("black")
     fig.suptitle(_title(title or "queries and their nearest Training faces (green: same class, red: another)", tag),
-                 fontsize=10)
+                 fontsize=TITLE)
     return fig
 
 

@@ -12,7 +12,9 @@ from typing import Mapping, Sequence
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .data_plots import DPI, _title
+from .style import DPI, FONT, TITLE, styled
+from .style import title as _title
+
 
 __all__ = ["complexity_vs_growth", "training_history"]
 
@@ -25,6 +27,7 @@ def _minor_label(value: float, _pos=None) -> str:
     return f"{value:g}" if round(lead) in (2, 5) and abs(lead - round(lead)) < 1e-6 else ""
 
 
+@styled
 def complexity_vs_growth(rows: Sequence[Mapping], *, highlight: Sequence[tuple[str, int]] = (),
                          title: str = "DenseNet size against growth rate k (L = 12, 3 blocks, 42×42 input)",
                          dpi: int = DPI) -> Figure:
@@ -57,16 +60,17 @@ def complexity_vs_growth(rows: Sequence[Mapping], *, highlight: Sequence[tuple[s
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
-        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.tick_params(axis="y", which="minor", labelsize=FONT)
         ax.set_xlabel("growth rate k")
         ax.set_ylabel(label)
         ax.set_xticks(sorted({r["k"] for r in rows}))
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8, title="rings: DenseNet-CL's networks" if highlight else None, title_fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    axes[0].legend(fontsize=FONT, title="rings: DenseNet-CL's networks" if highlight else None, title_fontsize=FONT)
+    fig.suptitle(title, fontsize=TITLE)
     return fig
 
 
+@styled
 def training_history(history: Sequence[Mapping], *, selected_epoch: int | None = None, title: str = "Training",
                      tag: str | None = None, dpi: int = DPI) -> Figure:
     """Training loss and PublicTest accuracy per epoch, from a results file's ``history``.
@@ -93,18 +97,18 @@ def training_history(history: Sequence[Mapping], *, selected_epoch: int | None =
             for ax in (ax_loss, ax_acc):
                 ax.axvline(epochs[i], color="grey", lw=0.8, ls=":")
             ax_loss.annotate(f"lr {lrs[i]:.0e}", (epochs[i], 1), xycoords=("data", "axes fraction"),
-                             fontsize=7, ha="left", va="top", color="grey")
+                             fontsize=FONT, ha="left", va="top", color="grey")
     if selected_epoch is not None:
         for ax in (ax_loss, ax_acc):
             ax.axvline(selected_epoch, color="tab:red", lw=1, alpha=0.6)
         sel = [h for h in history if h["epoch"] == selected_epoch]
         if sel:
             ax_acc.annotate(f"selected on PublicTest: epoch {selected_epoch}",
-                            (selected_epoch, 100 * sel[0]["val_accuracy"]), fontsize=7,
+                            (selected_epoch, 100 * sel[0]["val_accuracy"]), fontsize=FONT,
                             xytext=(4, -12), textcoords="offset points", color="tab:red")
     for ax in (ax_loss, ax_acc):
         if len(epochs) <= 12:
             ax.set_xticks(epochs)
         ax.grid(True, alpha=0.3)
-    fig.suptitle(_title(title, tag), fontsize=10)
+    fig.suptitle(_title(title, tag), fontsize=TITLE)
     return fig

@@ -25,14 +25,13 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-DPI = 80
+from .style import DPI, FONT, TITLE, styled
+from .style import title as _title
+
 #: Relative distances on the unit sphere: both squared distances lie in [0, 4], so r in [-4, 4].
 R_UNIT_SPHERE = (-4.0, 4.0)
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
-
-def _title(text: str, tag: str | None) -> str:
-    return f"{text}\n[{tag}]" if tag else text
 
 
 def _r_grid(r) -> np.ndarray:
@@ -90,11 +89,12 @@ def _curves(alpha: float, gamma: float, r=None) -> dict:
 def _decorate(ax, ylabel: str) -> None:
     ax.axvline(0.0, color="0.6", lw=0.8, zorder=0)
     ax.axhline(0.0, color="0.6", lw=0.8, zorder=0)
-    ax.set_xlabel(r"relative distance $r = d^- - d^+$", fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
-    ax.tick_params(labelsize=7)
+    ax.set_xlabel(r"relative distance $r = d^- - d^+$", fontsize=FONT)
+    ax.set_ylabel(ylabel, fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
 
 
+@styled
 def printed_vs_corrected_figure(alpha: float = 0.2, gamma: float = 0.0, r=None, *, dpi: int = DPI,
                                 tag: str | None = None) -> Figure:
     r"""DNNRL Eq. 1 as printed, :math:`e^{-\alpha\max\{d^+-d^--\gamma,0\}}`, beside the corrected
@@ -116,13 +116,14 @@ def printed_vs_corrected_figure(alpha: float = 0.2, gamma: float = 0.0, r=None, 
         ax.axvspan(gamma, x[-1], color="#1f77b4", alpha=0.08, lw=0)
     _decorate(ax_l, r"$L_i$")
     _decorate(ax_g, r"$\partial L_i / \partial r$")
-    ax_l.set_title("loss (shaded: the corrected loss has a gradient)", fontsize=9)
-    ax_g.set_title("gradient with respect to r (autograd through ferlib)", fontsize=9)
-    ax_l.legend(fontsize=8)
-    fig.suptitle(_title(f"DNNRL Eq. 1 as printed vs corrected, α = {alpha:g}, γ = {gamma:g}", tag), fontsize=10)
+    ax_l.set_title("loss (shaded: the corrected loss has a gradient)", fontsize=FONT)
+    ax_g.set_title("gradient with respect to r (autograd through ferlib)", fontsize=FONT)
+    ax_l.legend(fontsize=FONT)
+    fig.suptitle(_title(f"DNNRL Eq. 1 as printed vs corrected, α = {alpha:g}, γ = {gamma:g}", tag), fontsize=TITLE)
     return fig
 
 
+@styled
 def fig3_figure(alphas: Sequence[float] = (0.1, 0.2, 0.5, 1.0), gammas: Sequence[float] = (0.0, 0.5, 1.0), *,
                 alpha_for_gammas: float = 0.2, gamma_for_alphas: float = 0.0, r=None, dpi: int = DPI) -> Figure:
     """DNNRL Fig. 3 redrawn (the corrected loss): loss (top) and ``|dL_i/dr|`` (bottom) against ``r``,
@@ -140,14 +141,14 @@ def fig3_figure(alphas: Sequence[float] = (0.1, 0.2, 0.5, 1.0), gammas: Sequence
             x, loss, grad = loss_vs_relative_distance(exponential_triplet_loss, r, alpha=a, gamma=g)
             axes[0, col].plot(x, loss, color=_COLORS[k % len(_COLORS)], lw=1.8, label=label)
             axes[1, col].plot(x, np.abs(grad), color=_COLORS[k % len(_COLORS)], lw=1.8, label=label)
-        axes[0, col].legend(fontsize=7)
+        axes[0, col].legend(fontsize=FONT)
     _decorate(axes[0, 0], r"$L_i$")
     _decorate(axes[0, 1], r"$L_i$")
     _decorate(axes[1, 0], r"$|\partial L_i / \partial r|$")
     _decorate(axes[1, 1], r"$|\partial L_i / \partial r|$")
-    axes[0, 0].set_title(f"several α (γ = {gamma_for_alphas:g})", fontsize=9)
-    axes[0, 1].set_title(f"several γ (α = {alpha_for_gammas:g})", fontsize=9)
-    fig.suptitle("DNNRL Fig. 3 redrawn: the exponential triplet loss and the size of its gradient", fontsize=10)
+    axes[0, 0].set_title(f"several α (γ = {gamma_for_alphas:g})", fontsize=FONT)
+    axes[0, 1].set_title(f"several γ (α = {alpha_for_gammas:g})", fontsize=FONT)
+    fig.suptitle("DNNRL Fig. 3 redrawn: the exponential triplet loss and the size of its gradient", fontsize=TITLE)
     return fig
 
 
@@ -177,6 +178,7 @@ class ExponentialTripletExplorer:
         self.widget = W.interactive(self.update, alpha=self.alpha_slider, gamma=self.gamma_slider,
                                     show_printed=self.printed_box)
 
+    @styled
     def draw(self, alpha: float, gamma: float, show_printed: bool = False) -> Figure:
         """The figure for ``(alpha, gamma)`` (no display)."""
         from ..losses.triplet import triplet_loss
@@ -200,12 +202,12 @@ class ExponentialTripletExplorer:
         _decorate(ax_l, r"$L_i$")
         _decorate(ax_g, r"$\partial L_i / \partial r$")
         ax_l.set_ylim(-0.05, max(1.1, float(np.max(hinge[np.isfinite(hinge)])) * 0.5 + 0.6))
-        ax_l.legend(fontsize=7, loc="upper right")
-        ax_l.set_title("loss per triplet", fontsize=9)
-        ax_g.set_title("its gradient (shaded: active, r > γ)", fontsize=9)
+        ax_l.legend(fontsize=FONT, loc="upper right")
+        ax_l.set_title("loss per triplet", fontsize=FONT)
+        ax_g.set_title("its gradient (shaded: active, r > γ)", fontsize=FONT)
         ratio = float(np.exp(alpha * max(R_UNIT_SPHERE[1] - gamma, 0.0)))
         fig.suptitle(f"α = {alpha:g}, γ = {gamma:g}: on the unit sphere the hardest active triplet gets "
-                     f"{ratio:.3g}× the gradient weight of the easiest", fontsize=10)
+                     f"{ratio:.3g}× the gradient weight of the easiest", fontsize=TITLE)
         return fig
 
     def update(self, alpha: float, gamma: float, show_printed: bool = False) -> Figure:
@@ -288,6 +290,7 @@ def mining_summary(embeddings, labels, strategies: Sequence[str] = ("all", "batc
     return pd.DataFrame(rows).set_index("strategy")
 
 
+@styled
 def relative_distance_histograms(r_by_strategy: Mapping[str, np.ndarray], *, gamma: float = 0.0,
                                  margin: float | None = 0.2, bins: int = 40, dpi: int = DPI,
                                  tag: str | None = None, title: str = "") -> Figure:
@@ -309,16 +312,17 @@ def relative_distance_histograms(r_by_strategy: Mapping[str, np.ndarray], *, gam
         if margin is not None:
             ax.axvline(margin, color="#d62728", lw=1, ls=":", label=f"margin {margin:g}")
         frac = float((r > gamma).mean()) if len(r) else float("nan")
-        ax.set_title(f"{name}: {len(r)} triplets, {frac:.0%} active", fontsize=9)
-        ax.set_xlabel(r"$r = d^- - d^+$", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("share of mined triplets", fontsize=8)
-    axes[0].legend(fontsize=7)
+        ax.set_title(f"{name}: {len(r)} triplets, {frac:.0%} active", fontsize=FONT)
+        ax.set_xlabel(r"$r = d^- - d^+$", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+    axes[0].set_ylabel("share of mined triplets", fontsize=FONT)
+    axes[0].legend(fontsize=FONT)
     fig.suptitle(_title(title or "relative distances of the mined triplets (shaded: exponential loss active)", tag),
-                 fontsize=10)
+                 fontsize=TITLE)
     return fig
 
 
+@styled
 def active_fraction_figure(histories: Mapping[str, Mapping[str, Sequence[float]]], *,
                            keys: Sequence[str] | None = None, dpi: int = DPI, tag: str | None = None,
                            title: str = "") -> Figure:
@@ -352,11 +356,11 @@ def active_fraction_figure(histories: Mapping[str, Mapping[str, Sequence[float]]
         if key == "active":
             ax.set_ylim(-0.02, 1.02)
         label = "share of mined triplets with a gradient" if key == "active" else key
-        ax.set_title(label, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(label, fontsize=FONT)
+        ax.set_xlabel("step", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
     for ax in axes[len(keys):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(_title(title or "which triplets carry a gradient during training", tag), fontsize=10)
+    axes[0].legend(fontsize=FONT)
+    fig.suptitle(_title(title or "which triplets carry a gradient during training", tag), fontsize=TITLE)
     return fig
