@@ -39,13 +39,13 @@ import math
 import tempfile
 import time
 from dataclasses import replace as dc_replace
+from pathlib import Path
 
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 from torch import nn
 
-from ferlib import paths
 from ferlib.data.discovery import DATA_ENV, load_fer2013
 from ferlib.data.readers import IMAGE_SIZE
 from ferlib.data.transforms import get_augment
@@ -57,10 +57,14 @@ from ferlib.models.summary import count_flops, count_parameters, layer_table, va
 from ferlib.profiles import PROFILE_ENV, get_profile
 from ferlib.train.build import build_optimizer
 from ferlib.train.recipes import get_recipe
-from ferlib.train.results import budget_results, load_results, paper_vs_ours, run_label, run_name, run_recipe
+from ferlib.evaluate.wording import difference_phrase
+from ferlib.jobs.tables import paper_vs_ours, run_label
+from ferlib.train.results import run_recipe
+from ferlib.train.runs import find_run, find_runs
 from ferlib.train.schedules import build_schedule
 from ferlib.train.trainer import KEEP_LAST
 from ferlib.viz import model_plots
+from ferlib.viz.tables import paper_vs_ours_long, wrapped
 from ferlib.viz.source import show_code
 
 T0 = time.perf_counter()
@@ -405,10 +409,13 @@ print(f"doubling k from 16 to 32 multiplies DenseNet's parameters by {ratio_p:.2
 #   budget on a CPU if you want to see it. The tiny run goes through the whole code
 #   path — data, augmentation, training, selection on PublicTest, evaluation, results
 #   file; it is a smoke test, and its accuracy means nothing.
-# * **full** (on a GPU): the paper's recipes for all four rows of Table II on the whole of
-#   FER-2013, each written to `results/<recipe>.json` with its provenance (the same as
-#   `python -m ferlib train <recipe> --profile full`). A recipe that already has its
-#   results file is not retrained; an interrupted run resumes from `runs/`.
+# * **full**: the chapter trains nothing. Training the paper's recipes on the whole of
+#   FER-2013 takes hours on a GPU, so it is a command, not a cell:
+#   `python -m ferlib train <recipe> --profile full --device cuda` (or
+#   `python -m ferlib train <recipe> --minutes 60` for an hour on a laptop CPU) writes the
+#   run's results file with its provenance; the command resumes an interrupted run. The
+#   chapter **reads** those results through `ferlib.train.runs` — your runs and the kit's
+#   committed ones, each labelled — and prints the command for every row that has none.
 #
 # Either way the epoch is **selected on PublicTest**; PrivateTest is evaluated once, at
 # the end, and never used to choose anything.
@@ -528,45 +535,62 @@ else:
     display(Markdown(f"> **Data: {ds.tag}**, read from `{ds.source}`."))
 
 # %%
-RESULTS_DIR, RUNS_DIR = paths.results_dir(), paths.runs_dir()
 TABLE_II = ("densenet", "densenet-bc", "wide-densenet", "wide-densenet-bc")
-if PROFILE == "quick":
+if PROFILE == "quick":  # a smoke run of the whole code path, in a temporary folder: one library call
     recipe = get_recipe("tiny-densenet-demo")
     workdir = tempfile.mkdtemp(prefix="ferlib_ch02_")
     print(f"quick profile: {recipe.name} ({recipe.row}), budget {recipe.quick}, written under {workdir}")
-    result = run_recipe(recipe, dataset=ds, profile="quick", results_path=f"{workdir}/{recipe.name}.json",
-                        run_dir=f"{workdir}/run", progress=False)
-else:
-    recipe = get_recipe("densenet-bc")
-    if not torch.cuda.is_available():
-        print("full profile without a GPU: each recipe will take a very long time on this CPU")
-    for name in TABLE_II:  # only what has no results yet; an interrupted run resumes, a finished one is kept
-        path = RESULTS_DIR / f"{name}.json"
-        if path.exists():
-            print(f"{name}: already measured in {path} -- not retrained (delete it, or use the CLI with "
-                  "--overwrite, to retrain)")
-            continue
-        run_dir = RUNS_DIR / run_name(get_recipe(name), "full")
-        print(f"{name}: {'resuming the run in' if (run_dir / 'latest.pt').exists() else 'training into'} {run_dir}")
-        run_recipe(get_recipe(name), dataset=ds, profile="full", results_path=path, run_dir=run_dir, resume=True)
-    result = load_results(RESULTS_DIR / f"{recipe.name}.json")
+    result = run_recipe(recipe, dataset=ds, profile="quick", results_path=Path(workdir) / f"{recipe.name}.json",
+                        run_dir=Path(workdir) / "run", progress=False)
+else:  # read the full-profile runs; print the command for those that have none
+    result = None
+    for name in TABLE_II:
+        run = find_run(name, budgets=("full",), synthetic=bool(ds.synthetic))
+        if run is None or run.results() is None:
+            print(f"{name}: no full-profile result yet; on a GPU: python -m ferlib train {name} --profile full "
+                  f"--device cuda")
+        else:
+            print(f"{name}: {run.label}, {run.results_path}")
+            result = result or (run.results() if name == "densenet-bc" else None)
 
-m = result["metrics"]
-print(f"data: {result['data']['tag']}; Training {result['data']['Training']:,} images, PublicTest "
-      f"{result['data']['PublicTest']:,}, PrivateTest {result['data']['PrivateTest']:,}")
-speed = result["train_images_per_s"]
-print(f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s of training"
-      + (f" ({speed:.0f} images/s" if speed else " (") + f" on {result['provenance']['device_name']})")
-print(f"selected epoch {result['selected_epoch']} ({result['selection']})")
-print(f"PublicTest accuracy {m['PublicTest']['accuracy']:.1%}, PrivateTest accuracy {m['PrivateTest']['accuracy']:.1%}"
-      + ("   <- SYNTHETIC data" if result["synthetic"] else "")
-      + ("   <- quick profile: a smoke test, not a result" if result["profile"] == "quick" else ""))
+if result is None:
+    print("nothing to show for densenet-bc in this profile yet (the 60-minute runs are drawn below)")
+else:
+    m = result["metrics"]
+    print(f"data: {result['data']['tag']}; Training {result['data']['Training']:,} images, PublicTest "
+          f"{result['data']['PublicTest']:,}, PrivateTest {result['data']['PrivateTest']:,}")
+    speed = result["train_images_per_s"]
+    print(f"{result['epochs_run']} epochs in {result['train_seconds']:.1f} s of training"
+          + (f" ({speed:.0f} images/s" if speed else " (") + f" on {result['provenance']['device_name']})")
+    print(f"selected epoch {result['selected_epoch']} ({result['selection']})")
+    print(f"PublicTest accuracy {m['PublicTest']['accuracy']:.1%}, PrivateTest accuracy "
+          f"{m['PrivateTest']['accuracy']:.1%}" + ("   <- SYNTHETIC data" if result["synthetic"] else "")
+          + ("   <- quick profile: a smoke test, not a result" if result["profile"] == "quick" else ""))
+    display(model_plots.training_history(
+        result["history"], selected_epoch=result["selected_epoch"],
+        title=f"{result['row']} — {result['profile']} profile, {result['epochs_run']} epochs",
+        tag=result["data"]["tag"]))
+
+# %% [markdown]
+# ### Learning curves of the 60-minute runs
+#
+# What an hour on a laptop CPU buys: the kit's committed wall-clock-budget runs of
+# DenseNet-CL's recipes on the whole of FER-2013 (`results/budget/`, e.g.
+# `densenet-bc-60min-cpu-2threads`: 60 minutes on 2 CPU threads), and yours
+# (`results/local/budget/`) if you ran `python -m ferlib train densenet-bc --minutes 60`.
+# Each curve is read from the run's results file (its `history`), not trained here.
 
 # %%
-model_plots.training_history(
-    result["history"], selected_epoch=result["selected_epoch"],
-    title=f"{result['row']} — {result['profile']} profile, {result['epochs_run']} epochs",
-    tag=result["data"]["tag"])
+BUDGET_RUNS = [run for name in (*TABLE_II, "densenet-bc-center") for run in find_runs(name)
+               if run.key.is_budget and run.key.minutes == 60 and run.results() is not None]
+for run in BUDGET_RUNS:
+    r = run.results()
+    display(model_plots.training_history(
+        r["history"], selected_epoch=r["selected_epoch"],
+        title=f"{run.key.name} ({'the kit' if run.origin == 'kit' else 'your run'}): {run_label(r)}",
+        tag=r["data"]["tag"]))
+if not BUDGET_RUNS:
+    print("no 60-minute results yet: python -m ferlib train densenet-bc --minutes 60 writes one")
 
 # %% [markdown]
 # ## 6. Table II: the paper beside our runs
@@ -577,7 +601,7 @@ model_plots.training_history(
 # paper's numbers and the command that produces ours.
 
 # %%
-paper_vs_ours(TABLE_II, results_dir=RESULTS_DIR)
+wrapped(paper_vs_ours_long(paper_vs_ours(TABLE_II)))
 
 # %% [markdown]
 # Where the table has a wall-clock-budget run (`results/budget/`, e.g. 60 minutes on a
@@ -586,12 +610,13 @@ paper_vs_ours(TABLE_II, results_dir=RESULTS_DIR)
 
 # %%
 for name in TABLE_II:
-    for path in budget_results(name, RESULTS_DIR):
-        r = load_results(path)
-        gap = r["paper_results"]["PrivateTest"] - 100 * r["metrics"]["PrivateTest"]["accuracy"]
+    for run in find_runs(name):
+        if not run.key.is_budget or (r := run.results()) is None:
+            continue
+        ours = 100 * r["metrics"]["PrivateTest"]["accuracy"]
         display(Markdown(
-            f"**{name}**, {run_label(r)}: PrivateTest {r['metrics']['PrivateTest']['accuracy']:.1%}, "
-            f"{gap:+.1f} points from the paper's {r['paper_results']['PrivateTest']}. This run trained "
+            f"**{run.key.name}** ({'the kit' if run.origin == 'kit' else 'your run'}; {run_label(r)}): PrivateTest "
+            f"{ours:.1f} %, {difference_phrase(ours, r['paper_results']['PrivateTest'])}. This run trained "
             f"{r['epochs_run']} epochs ({r['train_seconds'] / 60:.0f} min at {r['train_images_per_s']:.0f} images/s) "
             f"with the `{r['schedule']}` schedule in {r['precision']}; the paper trains to convergence with the "
             f"plateau schedule (the full profile: {get_recipe(name).full.epochs} epochs)."))

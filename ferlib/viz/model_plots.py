@@ -92,20 +92,29 @@ def training_history(history: Sequence[Mapping], *, selected_epoch: int | None =
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("PublicTest accuracy (%)")
     lrs = [h.get("lr") for h in history]
-    for i in range(1, len(history)):
-        if lrs[i] is not None and lrs[i - 1] is not None and lrs[i] != lrs[i - 1]:
+    changes = [i for i in range(1, len(history))
+               if lrs[i] is not None and lrs[i - 1] is not None and lrs[i] != lrs[i - 1]]
+    if len(changes) <= 6:  # a step schedule: mark each cut
+        for i in changes:
             for ax in (ax_loss, ax_acc):
                 ax.axvline(epochs[i], color="grey", lw=0.8, ls=":")
             ax_loss.annotate(f"lr {lrs[i]:.0e}", (epochs[i], 1), xycoords=("data", "axes fraction"),
                              fontsize=FONT, ha="left", va="top", color="grey")
+    else:  # a smooth schedule (warm-up, cosine): the learning rate itself, on a second axis
+        ax_lr = ax_loss.twinx()
+        ax_lr.plot(epochs, lrs, color="grey", lw=1, ls="--")
+        ax_lr.set_ylabel("learning rate (dashed)", color="grey")
+        ax_lr.tick_params(axis="y", colors="grey")
     if selected_epoch is not None:
         for ax in (ax_loss, ax_acc):
             ax.axvline(selected_epoch, color="tab:red", lw=1, alpha=0.6)
         sel = [h for h in history if h["epoch"] == selected_epoch]
         if sel:
-            ax_acc.annotate(f"selected on PublicTest: epoch {selected_epoch}",
-                            (selected_epoch, 100 * sel[0]["val_accuracy"]), fontsize=FONT,
-                            xytext=(4, -12), textcoords="offset points", color="tab:red")
+            ax_acc.annotate(f"selected on PublicTest: epoch {selected_epoch} "
+                            f"({100 * sel[0]['val_accuracy']:.1f} %)", (selected_epoch, 0.06),
+                            xycoords=("data", "axes fraction"), fontsize=FONT, xytext=(-4, 0),
+                            textcoords="offset points", color="tab:red",
+                            ha="right" if selected_epoch > (epochs[0] + epochs[-1]) / 2 else "left")
     for ax in (ax_loss, ax_acc):
         if len(epochs) <= 12:
             ax.set_xticks(epochs)
