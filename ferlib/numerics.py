@@ -8,8 +8,10 @@ central differences::
     check_gradient(lambda x: f(x), x, analytic_grad, name="center loss dL/dx")
     # PASS center loss dL/dx: relative error 3.2e-10 (expect < 1e-07 in float64)
 
-The line has the format of the lab graders (:mod:`ferlib.checks.core`): ``PASS name:
-detail`` or ``FAIL name: detail`` and a hint.
+The line has the format of the lab graders (both take it from :mod:`ferlib.verdict`, a
+leaf): ``PASS name: detail``, or ``FAIL name: detail`` and a hint, raised as
+:class:`~ferlib.verdict.CheckFailed` -- an ``AssertionError`` that stops "Run All" but shows
+in Jupyter as the FAIL line and hint, without a traceback, as a failed grader does.
 
 What "right" looks like (float64, h = 1e-5, smooth function):
 
@@ -43,6 +45,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+
+from .verdict import CheckFailed, fail_line, pass_line
 
 try:  # torch is a dependency of ferlib, but keep numerics usable without it
     import torch
@@ -209,7 +213,7 @@ def check_gradient(
         scale-aware one (see the module docstring for why the default is scale-aware).
 
     Returns the relative error (see :func:`relative_error`); raises
-    ``AssertionError`` (its message: the ``FAIL`` line, the worst entry and a hint)
+    :class:`~ferlib.verdict.CheckFailed`, an ``AssertionError`` (its message: the ``FAIL`` line, the worst entry and a hint)
     when it exceeds ``tol``.
     """
     label = name or "gradient"
@@ -228,8 +232,6 @@ def check_gradient(
     num = _central_differences(lambda xw: _scalar(f(xw)), x, h, indices=idx)
     an = flat_an[idx]
     err = relative_error(an, num, elementwise=elementwise)
-
-    from .checks.core import fail_line, pass_line  # the graders' line format (imported here: graders use numerics)
 
     dt = _dtype_name(x)
     result = f"relative error {err:.1e} (expect < {tol:.0e} in {dt})"
@@ -250,4 +252,4 @@ def check_gradient(
                f"analytic/numerical = {ratio:.4g})")
     hint = ("a ratio such as 2 or -1 points at a missing factor or sign; with elementwise=True, an absolute "
             "error near 1e-10 on an entry that is itself ~0 is roundoff, not a bug")
-    raise AssertionError(fail_line(label, problem, hint))
+    raise CheckFailed(fail_line(label, problem, hint))

@@ -77,7 +77,7 @@ def test_check_gradient_sparse_and_torch():
 
 
 def test_check_gradient_prints_the_graders_line_format(capsys):
-    from ferlib.checks.core import fail_line, pass_line
+    from ferlib.verdict import fail_line, pass_line
 
     f, x, grad = _quadratic_problem()
     err = check_gradient(f, x, grad, name="q")
@@ -92,3 +92,26 @@ def test_check_gradient_warns_about_float32(capsys):
     x = torch.tensor([0.5, -1.0], dtype=torch.float32)
     check_gradient(lambda z: (z ** 2).sum(), x, 2 * x, tol=1e-2, name="f32")
     assert "only reliable in float64; x is float32" in capsys.readouterr().out
+
+
+def test_failed_gradient_check_renders_like_a_failed_grader():
+    """Raised as the graders' CheckFailed: stops Run All, shows in Jupyter as the FAIL line (no traceback)."""
+    from ferlib.checks import CheckFailed as GraderFailed
+    from ferlib.verdict import CheckFailed
+
+    f, x, grad = _quadratic_problem()
+    with pytest.raises(CheckFailed) as info:
+        check_gradient(f, x, 2 * grad, name="off by two", verbose=False)
+    assert CheckFailed is GraderFailed and isinstance(info.value, AssertionError)
+    shown = "\n".join(info.value._render_traceback_())
+    assert "FAIL off by two" in shown and "hint: " in shown and "Traceback" not in shown and "File " not in shown
+
+
+def test_numerics_does_not_import_the_graders():
+    import subprocess
+    import sys
+
+    code = ("import sys, ferlib.numerics; "
+            "print(sorted(m for m in sys.modules if m.startswith('ferlib.checks')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

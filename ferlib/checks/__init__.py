@@ -1,5 +1,8 @@
 """Graders that the exercises call, one module per lab; the shared machinery is in ``core``.
 
+Each grader is declared with ``@grader(points=...)`` beside its definition; ``GRADERS`` maps
+every grader's name to its points (what ``python -m ferlib.labs grade`` sums).
+
     from ferlib.checks import check_pixel_statistics      # lab 00
     from ferlib.checks import check_dense_block           # lab 02
     from ferlib.checks import check_center_update         # lab 03
@@ -7,7 +10,7 @@
     from ferlib.checks import check_majority_vote         # lab 05
     from ferlib.checks import check_fit_weights           # lab 06
 """
-from .core import CheckFailed, assert_close
+from .core import GRADERS, CheckFailed, assert_close, completed, grader
 from .center import check_center_loss_forward, check_center_loss_grad, check_center_update
 from .data import check_majority_label, check_pixel_statistics, check_standardize
 from .densenet import check_bottleneck, check_dense_block, check_densenet_bc, check_transition
@@ -16,7 +19,7 @@ from .knn import check_majority_vote, check_nearest_neighbours
 from .triplet import check_batch_hard_triplets, check_exponential_triplet_grad, check_exponential_triplet_loss
 
 __all__ = [
-    "CheckFailed", "assert_close",
+    "CheckFailed", "assert_close", "completed", "grader", "GRADERS",
     # lab 00
     "check_pixel_statistics", "check_standardize", "check_majority_label",
     # lab 02

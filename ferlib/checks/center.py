@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core import call_student, fail, passed
+from .core import call_student, fail, grader, passed
 
 __all__ = ["check_center_loss_forward", "check_center_loss_grad", "check_center_update"]
 
@@ -106,6 +106,7 @@ def _close_nan(got, want) -> bool:
     return got.shape == want.shape and bool(np.allclose(got, want, atol=ATOL, rtol=RTOL, equal_nan=True))
 
 
+@grader(points=1)
 def check_center_loss_forward(fn: Callable) -> None:
     """``fn(features (m,d), labels (m,), centers (K,d)) -> float``: ``1/2 sum_i ||x_i - c_{y_i}||^2`` (Eq. 2)."""
     name = "center loss forward (Eq. 2)"
@@ -141,6 +142,7 @@ def check_center_loss_forward(fn: Callable) -> None:
                   f"worked example = {EXAMPLE_LOSS:g}")
 
 
+@grader(points=2)
 def check_center_loss_grad(fn: Callable) -> None:
     """``fn(features (m,d), labels, centers) -> (m,d)``: ``dL_C/dx_i = x_i - c_{y_i}`` (Eq. 3).
 
@@ -182,6 +184,7 @@ def check_center_loss_grad(fn: Callable) -> None:
                   f"equal to x_i - c_(y_i) within atol={ATOL:g}")
 
 
+@grader(points=2)
 def check_center_update(fn: Callable) -> None:
     """``fn(features (m,d), labels (m,), centers (K,d), alpha) -> new centers (K,d)`` (Eq. 4, 6)."""
     name = "center update (Eq. 4, 6)"

@@ -1,4 +1,4 @@
-"""What every grader shares: one PASS/FAIL line format, hints, and :class:`CheckFailed`.
+"""What every grader shares: one PASS/FAIL line format, hints, :class:`CheckFailed`, points.
 
 Each ``check_*`` grader runs the student's function on small inputs, compares it with
 ferlib's reference implementation, prints one line per check, and raises
@@ -9,38 +9,62 @@ ferlib's reference implementation, prints one line per check, and raises
       hint: the +1 in the denominator is missing: divide by 1 + n_j, not n_j
 
 :func:`ferlib.numerics.check_gradient` prints the same lines.  A stub that still
-raises ``NotImplementedError`` fails with "not implemented yet" (:func:`call_student`).
+raises ``NotImplementedError`` fails with "not implemented yet" (:func:`call_student`), and so
+does a cell of the lab that uses the student's functions (:func:`completed`).
+
+The line format and :class:`CheckFailed` live in :mod:`ferlib.verdict` (a leaf that
+:mod:`ferlib.numerics` uses too); each grader is declared with :func:`grader`, which holds
+its points and leaves a record for ``python -m ferlib.labs grade``.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["CheckFailed", "pass_line", "fail_line", "passed", "fail", "not_implemented", "call_student", "assert_close"]
+from ..verdict import CheckFailed, fail_line, pass_line, record
+
+__all__ = ["CheckFailed", "pass_line", "fail_line", "passed", "fail", "not_implemented", "call_student",
+           "assert_close", "grader", "GRADERS", "completed"]
+
+GRADERS: dict[str, float] = {}
+"""Every grader (``check_*`` function) defined with :func:`grader` and the points it is worth."""
 
 
-class CheckFailed(AssertionError):
-    """A grader found a problem; the message says what and gives a hint.
+def grader(points: float = 1) -> Callable[[Callable], Callable]:
+    """Declare a ``check_*`` function a grader worth ``points`` (its points live beside it).
 
-    It is still raised (so "Run All" and nbval stop at the failed check), but Jupyter
-    shows only its message: IPython renders an exception through its
-    ``_render_traceback_`` when it has one, and a student needs the hint, not the
-    grader's call stack.
+    The wrapped grader behaves as before (PASS lines printed, :class:`CheckFailed` raised on
+    the first failure) and also leaves one machine-readable record per call through
+    :func:`ferlib.verdict.record` (a no-op outside ``python -m ferlib.labs grade``): PASS with
+    full points, or FAIL with 0 points and the FAIL line and hint.  An error raised by the
+    student's code (a ``TypeError`` inside their function, say) is recorded as a FAIL and
+    re-raised unchanged, so the student still sees where their code broke.
     """
+    def wrap(fn: Callable) -> Callable:
+        name = fn.__name__
 
-    def _render_traceback_(self) -> list[str]:
-        return ["\x1b[0;31m" + str(self) + "\x1b[0m"]
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                out = fn(*args, **kwargs)
+            except CheckFailed as e:
+                record(name, "FAIL", 0, points, str(e))
+                raise
+            except Exception as e:
+                record(name, "FAIL", 0, points, fail_line(name, f"your code raised {type(e).__name__}: {e}",
+                                                          "run the cell and read the traceback"))
+                raise
+            record(name, "PASS", points, points, "")
+            return out
 
+        run.points = points
+        GRADERS[name] = points
+        return run
 
-def pass_line(name: str, detail: str) -> str:
-    """``"PASS name: detail"`` -- the detail states what was compared and the tolerance used."""
-    return f"PASS {name}: {detail}"
-
-
-def fail_line(name: str, problem: str, hint: str = "") -> str:
-    """``"FAIL name: problem"``, and the hint on the next line when there is one."""
-    return f"FAIL {name}: {problem}" + (f"\n  hint: {hint}" if hint else "")
+    return wrap
 
 
 def passed(name: str, detail: str) -> None:
@@ -57,6 +81,21 @@ def not_implemented(what: str) -> None:
     """Raise the failure of a stub: ``what`` still raises ``NotImplementedError``."""
     raise CheckFailed(fail_line(what, "not implemented yet",
                                 "replace `raise NotImplementedError()` with your code")) from None
+
+
+@contextlib.contextmanager
+def completed(what: str):
+    """``with completed("Exercises 1-2"):`` -- a cell that uses the student's functions.
+
+    While they are still stubs the cell fails as a grader does: one FAIL line with a hint
+    (no traceback), raised as :class:`CheckFailed` so "Run All" stops there.
+    """
+    try:
+        yield
+    except NotImplementedError:
+        raise CheckFailed(fail_line(what, "not implemented yet",
+                                    f"complete {what} first: replace `raise NotImplementedError()` "
+                                    "with your code")) from None
 
 
 def call_student(fn: Callable, *args, **kwargs):

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core import assert_close, call_student, fail, passed
+from .core import assert_close, call_student, fail, grader, passed
 
 __all__ = ["check_pixel_statistics", "check_standardize", "check_majority_label"]
 
@@ -35,6 +35,7 @@ def _matches(got, want) -> bool:
     return got.shape == want.shape and bool(np.allclose(got, want, atol=1e-4))
 
 
+@grader(points=1)
 def check_pixel_statistics(fn: Callable) -> None:
     """``fn(train_pixels uint8 (N,H,W)) -> (mean (H,W), std (H,W))``, per pixel position over the images."""
     name = "pixel statistics"
@@ -64,6 +65,7 @@ def check_pixel_statistics(fn: Callable) -> None:
                  hint="standard deviation over axis 0 (the images), per pixel position")
 
 
+@grader(points=1)
 def check_standardize(fn: Callable) -> None:
     """``fn(pixels uint8 (N,H,W), mean, std) -> float (N,H,W)``: zero mean, unit std per pixel over Training."""
     name = "per-pixel standardisation"
@@ -113,6 +115,7 @@ def _majority(votes, *, drop_single: bool = True, strict: bool = True, reject_un
     return top
 
 
+@grader(points=1)
 def check_majority_label(fn: Callable) -> None:
     """``fn(votes int (10,)) -> int``: the FER+ majority label, or -1 when there is none.
 

@@ -33,7 +33,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .core import fail, not_implemented, passed
+from .core import fail, grader, not_implemented, passed
 
 __all__ = ["check_bottleneck", "check_transition", "check_dense_block", "check_densenet_bc", "copy_by_kind_and_shape"]
 
@@ -172,6 +172,7 @@ def _input(seed: int, shape) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------
+@grader(points=1)
 def check_bottleneck(cls: Callable) -> None:
     """``cls(in_channels, growth_rate)``: BN-ReLU-Conv1×1(4k)-BN-ReLU-Conv3×3(k), returns the k new maps.
 
@@ -215,6 +216,7 @@ def check_bottleneck(cls: Callable) -> None:
                   f"outputs equal in eval and train mode, max abs difference {worst:.2g} (tolerance {ATOL:g})")
 
 
+@grader(points=1)
 def check_transition(cls: Callable) -> None:
     """``cls(in_channels, compression)``: BN-ReLU-Conv1×1 to ⌊θ·p⌋ maps, then 2×2 average pooling, stride 2.
 
@@ -259,6 +261,7 @@ def check_transition(cls: Callable) -> None:
                   f"outputs equal in eval and train mode, max abs difference {worst:.2g} (tolerance {ATOL:g})")
 
 
+@grader(points=2)
 def check_dense_block(cls: Callable) -> None:
     """``cls(num_layers, in_channels, growth_rate)``: a block of bottleneck layers, x_l = H_l([x_0, …, x_{l−1}]).
 
@@ -303,6 +306,7 @@ def check_dense_block(cls: Callable) -> None:
                   f"outputs equal to ferlib's DenseBlock, max abs difference {worst:.2g} (tolerance {ATOL:g})")
 
 
+@grader(points=2)
 def check_densenet_bc(block_cls: Callable, transition_cls: Callable) -> None:
     """DenseNet-CL Table I's DenseNet-BC (L = 12, k = 12, θ = 0.5) assembled from the student's block and transition.
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..evaluate import ensemble as ens
-from .core import call_student, fail, passed
+from .core import call_student, fail, grader, passed
 
 __all__ = ["check_weighted_average", "check_ensemble_nll", "check_fit_weights", "check_flip_tta",
            "example_members", "EMONET_TABLE_1_WEIGHTS", "EMONET_TABLE_2_ACCURACY", "EMONET_MEMBERS"]
@@ -133,6 +133,7 @@ def _cases(seed: int = 0):
 
 # -- graders -------------------------------------------------------------------------------------------
 
+@grader(points=1)
 def check_weighted_average(fn: Callable) -> None:
     """``fn(probs (M, N, K), weights (M,)) -> (N, K)``: ``sum_m w_m p_m`` with the weights normalised to sum to 1."""
     name = "weighted average (EmoNet §5)"
@@ -183,6 +184,7 @@ def _geometric(p, w):
     return g / g.sum(1, keepdims=True)
 
 
+@grader(points=1)
 def check_ensemble_nll(fn: Callable) -> None:
     """``fn(weights (M,), probs (M, N, K), labels (N,)) -> float``: mean ``-log sum_m w_m p_m(y_i)``, w normalised."""
     name = "DE objective: ensemble NLL"
@@ -254,6 +256,7 @@ def _fit_case(seed: int = 7, n: int = 300):
     return probs, labels
 
 
+@grader(points=2)
 def check_fit_weights(fn: Callable) -> None:
     """``fn(probs: {split: (M, N, K)}, labels: {split: (N,)}, seed) -> (M,)``: DE weights fitted on PublicTest."""
     name = "fit the weights with DE on PublicTest"
@@ -313,6 +316,7 @@ def _reference_flip_tta(model, x):
         return (torch.softmax(model(x), 1) + torch.softmax(model(x.flip(-1)), 1)) / 2
 
 
+@grader(points=1)
 def check_flip_tta(fn: Callable) -> None:
     """``fn(model, x (B, C, H, W)) -> (B, K)``: the mean of softmax(model(x)) and softmax(model(x mirrored))."""
     name = "flip test-time augmentation"

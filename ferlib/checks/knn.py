@@ -22,7 +22,7 @@ import numpy as np
 
 from ..evaluate.knn import majority_vote as _reference_vote
 from ..evaluate.knn import nearest_neighbours as _reference_neighbours
-from .core import call_student, fail, passed
+from .core import call_student, fail, grader, passed
 
 __all__ = ["check_nearest_neighbours", "check_majority_vote"]
 
@@ -71,6 +71,7 @@ def _distance(train, query, metric):
     return ((query[:, None] - train[None]) ** 2).sum(-1)
 
 
+@grader(points=2)
 def check_nearest_neighbours(fn: Callable) -> None:
     """``fn(train (n,d), query (q,d), k, metric, exclude_self) -> (q, k)`` indices, nearest first."""
     name = "nearest neighbours"
@@ -131,6 +132,7 @@ def _vote_cases(seed: int = 1):
     return [(TIE_ROWS, 7), (random_rows, 7), (first_differs, 7), (rng.integers(0, 3, size=(20, 6)), 3)]
 
 
+@grader(points=2)
 def check_majority_vote(fn: Callable) -> None:
     """``fn(neighbour_labels (q, k) nearest first, num_classes) -> (q,)`` with the nearest-neighbour tie rule."""
     name = "majority vote"

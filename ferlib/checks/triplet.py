@@ -32,7 +32,7 @@ from ..losses.triplet import (
     exponential_triplet_loss_as_printed,
     mine_triplets,
 )
-from .core import call_student, fail, passed
+from .core import call_student, fail, grader, passed
 
 __all__ = ["check_exponential_triplet_loss", "check_exponential_triplet_grad", "check_batch_hard_triplets"]
 
@@ -132,6 +132,7 @@ _LOSS_MISTAKES = [
 ]
 
 
+@grader(points=1)
 def check_exponential_triplet_loss(fn: Callable) -> None:
     """``fn(anchor, positive, negative, alpha, gamma) -> float``: DNNRL Eq. 1 (consistent sign), summed."""
     name = "exponential triplet loss (DNNRL Eq. 1)"
@@ -206,6 +207,7 @@ _GRAD_MISTAKES = [
 ]
 
 
+@grader(points=2)
 def check_exponential_triplet_grad(fn: Callable) -> None:
     """``fn(anchor, positive, negative, alpha, gamma) -> (dA, dP, dN)``: DNNRL Eq. 2-4 of the summed loss.
 
@@ -308,6 +310,7 @@ _MINING_MISTAKES = [
 ]
 
 
+@grader(points=2)
 def check_batch_hard_triplets(fn: Callable) -> None:
     """``fn(embeddings (B, d), labels (B,)) -> (a_idx, p_idx, n_idx)``: batch-hard mining."""
     name = "batch-hard mining"

@@ -13,6 +13,13 @@ graders can fail).
 
     python -m ferlib.labs sync    # write exercises/*.py from solutions, and every .ipynb from its .py
     python -m ferlib.labs check   # exit 1 if anything is stale (what the tests assert)
+    python -m ferlib.labs grade SUBMISSIONS... [--out DIR] [--timeout S] [--memory-mb M]
+                                  # run students' notebooks, collect the graders (see ferlib.labs.grade)
+
+``sync`` refuses (exit 2) to overwrite a generated file edited by hand -- an ``.ipynb``
+newer than its ``.py`` whose content differs from what the ``.py`` gives -- and names the
+file to edit instead; ``sync --force`` overwrites it.  Both say "up to date" when nothing
+is stale.
 """
 from __future__ import annotations
 
@@ -21,7 +28,9 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from ..paths import kit_root
+
+ROOT = kit_root()
 NOTEBOOK_DIRS = ("notebooks", "solutions", "exercises")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError()"
@@ -107,17 +116,17 @@ def exercise_path(solution: Path) -> Path:
     return solution.parent.parent / "exercises" / solution.name
 
 
-def expected_files(root: Path = ROOT) -> dict[Path, str]:
-    """Every generated file (exercise .py, every .ipynb) and the text it should have."""
+def _generated(root: Path = ROOT) -> dict[Path, tuple[str, Path]]:
+    """Every generated file (exercise .py, every .ipynb) -> (the text it should have, the file to edit)."""
     import jupytext
 
     import nbformat
 
-    files: dict[Path, str] = {}
+    files: dict[Path, tuple[str, Path]] = {}
     for sol in sorted((root / "solutions").glob("*.py")):
-        files[exercise_path(sol)] = _mark_generated(exercise_from_solution(sol.read_text()), sol.relative_to(root))
+        files[exercise_path(sol)] = (_mark_generated(exercise_from_solution(sol.read_text()), sol.relative_to(root)), sol)
     sources = {p: p.read_text() for d in NOTEBOOK_DIRS for p in sorted((root / d).glob("*.py"))}
-    sources.update({p: t for p, t in files.items()})
+    sources.update({p: t for p, (t, _) in files.items()})
     for py, text in sources.items():
         nb = jupytext.reads(text, fmt="py:percent")
         if nb.cells and nb.cells[0].cell_type == "code" and nb.cells[0].source.startswith(f"# {GENERATED} from"):
@@ -129,24 +138,60 @@ def expected_files(root: Path = ROOT) -> dict[Path, str]:
             cell.id = hashlib.sha1(f"{py.relative_to(root)}:{i}".encode()).hexdigest()[:8]
         nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
         nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-        files[py.with_suffix(".ipynb")] = jupytext.writes(nb, fmt="ipynb")
+        files[py.with_suffix(".ipynb")] = (jupytext.writes(nb, fmt="ipynb"), source)
     return files
+
+
+def expected_files(root: Path = ROOT) -> dict[Path, str]:
+    """Every generated file (exercise .py, every .ipynb) and the text it should have."""
+    return {path: text for path, (text, _) in _generated(root).items()}
 
 
 def stale_files(root: Path = ROOT) -> list[Path]:
     """Generated files whose content differs from what the sources give (or are missing)."""
+    expected = expected_files(root)
     stale = []
-    for path, text in expected_files(root).items():
+    for path, text in expected.items():
         if not path.exists() or path.read_text() != text:
             stale.append(path)
     for d in NOTEBOOK_DIRS:  # a notebook without a .py source is an orphan
         for nb in sorted((root / d).glob("*.ipynb")):
-            if not nb.with_suffix(".py").exists() and nb not in expected_files(root):
+            if not nb.with_suffix(".py").exists() and nb not in expected:
                 stale.append(nb)
     return stale
 
 
-def sync(root: Path = ROOT) -> list[Path]:
+def edited_generated_files(root: Path = ROOT) -> list[tuple[Path, Path]]:
+    """Generated files edited by hand: (file, the source to edit instead).
+
+    A generated file (an ``.ipynb``, or an exercise ``.py``) that is *newer* than its source and
+    whose content differs from what the source gives was edited after the last sync -- in
+    JupyterLab without the jupytext pairing, say.  ``sync`` would silently overwrite that edit.
+    A source edited after its notebook (the normal case) leaves the notebook older: no conflict.
+    """
+    edited = []
+    for path, (text, source) in _generated(root).items():
+        if path.exists() and path.read_text() != text and path.stat().st_mtime > source.stat().st_mtime:
+            edited.append((path, source))
+    return edited
+
+
+class EditedGeneratedFile(Exception):
+    """``sync`` refused: a generated file holds an edit that its source does not."""
+
+
+def sync(root: Path = ROOT, *, force: bool = False) -> list[Path]:
+    """Write every stale generated file; refuse (:class:`EditedGeneratedFile`) to overwrite a hand edit."""
+    if not force:
+        edited = edited_generated_files(root)
+        if edited:
+            lines = [f"  {p.relative_to(root)} was edited after {s.relative_to(root)}; edit {s.relative_to(root)} instead"
+                     for p, s in edited]
+            raise EditedGeneratedFile(
+                "refusing to sync: it would overwrite an edit made to a generated file\n" + "\n".join(lines)
+                + "\nMove the edit into the source (the .py is the file to edit; `jupytext --to py:percent` "
+                "converts a notebook), or discard it with `git checkout -- FILE`, or run "
+                "`python -m ferlib.labs sync --force` to overwrite it.")
     written = []
     for path, text in expected_files(root).items():
         if not path.exists() or path.read_text() != text:
@@ -156,21 +201,30 @@ def sync(root: Path = ROOT) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     argv = sys.argv[1:] if argv is None else argv
     cmd = argv[0] if argv else "check"
     if cmd == "sync":
-        for p in sync():
-            print(f"wrote {p.relative_to(ROOT)}")
+        try:
+            written = sync(root, force="--force" in argv[1:])
+        except EditedGeneratedFile as e:
+            print(e, file=sys.stderr)
+            return 2
+        for p in written:
+            print(f"wrote {p.relative_to(root)}")
+        if not written:
+            print("up to date: every exercise and notebook matches its source")
         return 0
     if cmd == "check":
-        stale = stale_files()
+        stale = stale_files(root)
         for p in stale:
-            print(f"stale: {p.relative_to(ROOT)}  (run: python -m ferlib.labs sync)")
+            print(f"stale: {p.relative_to(root)}  (run: python -m ferlib.labs sync)")
+        if not stale:
+            print("up to date: every exercise and notebook matches its source")
         return 1 if stale else 0
+    if cmd == "grade":
+        from .grade import main as grade_main
+
+        return grade_main(argv[1:])
     print(__doc__)
     return 64
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,4 @@
+"""``python -m ferlib.labs sync | check | grade`` (see :mod:`ferlib.labs`)."""
+from . import main
+
+raise SystemExit(main())
