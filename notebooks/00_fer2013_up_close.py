@@ -308,9 +308,13 @@ print(f"{len(conflicting)} duplicate groups with more than one label [{ds.tag}]"
 if conflicting:
     shown, titles = [], []
     for members in conflicting[:6]:
-        for i in members[:2]:
+        # a group can hold several rows with one label and one with another: show two rows whose labels DIFFER
+        first = members[0]
+        other = next(i for i in members[1:] if ds.labels[i] != ds.labels[first])
+        for i in (first, other):
             shown.append(ds.pixels[i])
             titles.append(f"row {ds.rows[i]}\n{ds.usage[i]}\n{EMOTIONS[ds.labels[i]]}")
+    assert all(titles[j].rsplit("\n", 1)[1] != titles[j + 1].rsplit("\n", 1)[1] for j in range(0, len(titles), 2))
     display(plots.image_grid(shown, 6, titles=titles, cell=1.15,
                              title="Identical images with different labels (pairs side by side)", tag=ds.tag))
 else:
