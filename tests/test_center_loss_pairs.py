@@ -18,63 +18,65 @@ def _touch(path):
     return path
 
 
-def test_real_checkpoint_prefers_full_and_never_confuses_prefixes(tmp_path):
-    assert pairs.real_checkpoint("densenet", tmp_path) is None
-    other = _touch(tmp_path / "densenet-bc-60min-cpu-seed0" / "best.pt")  # "densenet-*min-*" matches this too
-    assert pairs.real_checkpoint("densenet", tmp_path) is None
-    assert pairs.real_checkpoint("densenet-bc", tmp_path) == other
-    budget = _touch(tmp_path / "densenet-60min-cpu-seed0" / "best.pt")
-    assert pairs.real_checkpoint("densenet", tmp_path) == budget
-    full = _touch(tmp_path / "densenet-full-seed0" / "best.pt")
-    assert pairs.real_checkpoint("densenet", tmp_path) == full
-    assert pairs.real_checkpoint("densenet", tmp_path, seed=1) is None
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """Empty runs/ and results/ in place of the kit's (the committed models/ stay visible)."""
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FERLIB_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path
 
 
-def test_real_checkpoint_pair_needs_both_runs(tmp_path):
-    _touch(tmp_path / "densenet-bc-full-seed0" / "best.pt")
-    assert pairs.real_checkpoint_pair(tmp_path) is None
-    _touch(tmp_path / "densenet-bc-center-60min-cpu-seed0" / "best.pt")
-    assert pairs.real_checkpoint_pair(tmp_path) is None  # a full run and a budget run are not a fair pair
-    _touch(tmp_path / "densenet-bc-center-full-seed0" / "best.pt")
-    found = pairs.real_checkpoint_pair(tmp_path)
+def test_real_checkpoint_prefers_full_and_never_confuses_prefixes(runs):
+    r = runs / "runs"
+    assert pairs.real_checkpoint("densenet") is None
+    other = _touch(r / "densenet-center-60min-cpu-seed0" / "best.pt")  # "densenet-*" matches this too
+    assert pairs.real_checkpoint("densenet") is None
+    assert pairs.real_checkpoint("densenet-center") == other
+    budget = _touch(r / "densenet-60min-cpu-seed0" / "best.pt")
+    assert pairs.real_checkpoint("densenet") == budget
+    _touch(r / "densenet-quick-synthetic-seed0" / "best.pt")  # a smoke test on synthetic faces is never "real"
+    assert pairs.real_checkpoint("densenet") == budget
+    full = _touch(r / "densenet-full-seed0" / "best.pt")
+    assert pairs.real_checkpoint("densenet") == full
+
+
+def test_the_committed_pair_is_found_without_any_run_folder(runs):
+    found = pairs.real_checkpoint_pair()
     assert list(found) == ["softmax only (densenet-bc)", "softmax + center loss (densenet-bc-center)"]
+    assert all(p.parent.name == "models" and p.is_file() for p in found.values())
 
 
-def test_real_checkpoint_prefers_the_larger_budget_and_pairs_match_their_budget(tmp_path):
-    one = _touch(tmp_path / "densenet-bc-60min-cpu-1thread-seed0" / "best.pt")
-    two = _touch(tmp_path / "densenet-bc-60min-cpu-2threads-seed0" / "best.pt")
-    assert pairs.real_checkpoint("densenet-bc", tmp_path) == two  # 2 threads x 60 min > 1 thread x 60 min
-    center_one = _touch(tmp_path / "densenet-bc-center-60min-cpu-1thread-seed0" / "best.pt")
-    found = pairs.real_checkpoint_pair(tmp_path)  # the only budget both have: 1 thread, not a 2-vs-1 mix
-    assert list(found.values()) == [one, center_one]
-    center_two = _touch(tmp_path / "densenet-bc-center-60min-cpu-2threads-seed0" / "best.pt")
-    assert list(pairs.real_checkpoint_pair(tmp_path).values()) == [two, center_two]
+def test_real_checkpoint_pair_needs_both_runs_on_one_budget(runs):
+    r = runs / "runs"
+    _touch(r / "wide-densenet-bc-full-seed0" / "best.pt")
+    assert list(pairs.real_checkpoint_pair())[0] == "softmax only (densenet-bc)"  # the committed pair, not a half
+    _touch(r / "wide-densenet-bc-center-60min-cpu-seed0" / "best.pt")
+    assert list(pairs.real_checkpoint_pair())[0] == "softmax only (densenet-bc)"  # full vs budget: not a fair pair
+    one = _touch(r / "wide-densenet-bc-60min-cpu-1thread-seed0" / "best.pt")
+    two = _touch(r / "wide-densenet-bc-60min-cpu-2threads-seed0" / "best.pt")
+    assert pairs.real_checkpoint("wide-densenet-bc") == r / "wide-densenet-bc-full-seed0" / "best.pt"
+    center_one = _touch(r / "wide-densenet-bc-center-60min-cpu-1thread-seed0" / "best.pt")
+    assert list(pairs.real_checkpoint_pair().values()) == [one, center_one]  # the only budget both have
+    center_two = _touch(r / "wide-densenet-bc-center-60min-cpu-2threads-seed0" / "best.pt")
+    assert list(pairs.real_checkpoint_pair().values()) == [two, center_two]  # 2 threads x 60 min > 1 thread
 
 
-def test_budget_size_orders_budgets_and_refuses_non_tags():
-    from ferlib.train.runs import budget_size
-
-    order = ["5min-cpu-1thread", "60min-cpu-1thread", "60min-cpu-2threads", "10min-cuda", "10min-cuda-4gpus"]
-    assert sorted(order, key=budget_size) == order
-    with pytest.raises(ValueError, match="not a budget tag"):
-        budget_size("full")
-
-
-def test_real_pair_results_matches_budget_and_device(tmp_path):
-    assert pairs.real_pair_results("densenet-bc", tmp_path) is None
-    (tmp_path / "budget").mkdir()
-    (tmp_path / "budget" / "densenet-bc-60min-cpu.json").write_text(json.dumps({"which": "plain"}))
-    (tmp_path / "budget" / "densenet-bc-center-60min-cuda.json").write_text(json.dumps({"which": "other device"}))
-    assert pairs.real_pair_results("densenet-bc", tmp_path) is None
-    (tmp_path / "budget" / "densenet-bc-center-60min-cpu.json").write_text(json.dumps({"which": "center"}))
-    plain, center = pairs.real_pair_results("densenet-bc", tmp_path)
+def test_real_pair_results_matches_budget_and_device(runs):
+    res = runs / "results"
+    (res / "budget").mkdir(parents=True)
+    assert pairs.real_pair_results("wide-densenet") is None
+    (res / "budget" / "wide-densenet-60min-cpu.json").write_text(json.dumps({"which": "plain"}))
+    (res / "budget" / "wide-densenet-center-60min-cuda.json").write_text(json.dumps({"which": "other device"}))
+    assert pairs.real_pair_results("wide-densenet") is None
+    (res / "budget" / "wide-densenet-center-60min-cpu.json").write_text(json.dumps({"which": "center"}))
+    plain, center = pairs.real_pair_results("wide-densenet")
     assert (plain["which"], center["which"]) == ("plain", "center")
-    (tmp_path / "budget" / "densenet-bc-60min-cpu-2threads.json").write_text(json.dumps({"which": "plain 2"}))
-    (tmp_path / "budget" / "densenet-bc-center-60min-cpu-2threads.json").write_text(json.dumps({"which": "center 2"}))
-    assert [r["which"] for r in pairs.real_pair_results("densenet-bc", tmp_path)] == ["plain 2", "center 2"]
-    (tmp_path / "densenet-bc.json").write_text(json.dumps({"which": "full plain"}))
-    (tmp_path / "densenet-bc-center.json").write_text(json.dumps({"which": "full center"}))
-    assert pairs.real_pair_results("densenet-bc", tmp_path)[0]["which"] == "full plain"  # full runs first
+    (res / "budget" / "wide-densenet-60min-cpu-2threads.json").write_text(json.dumps({"which": "plain 2"}))
+    (res / "budget" / "wide-densenet-center-60min-cpu-2threads.json").write_text(json.dumps({"which": "center 2"}))
+    assert [r["which"] for r in pairs.real_pair_results("wide-densenet")] == ["plain 2", "center 2"]
+    (res / "wide-densenet.json").write_text(json.dumps({"which": "full plain"}))
+    (res / "wide-densenet-center.json").write_text(json.dumps({"which": "full center"}))
+    assert pairs.real_pair_results("wide-densenet")[0]["which"] == "full plain"  # full runs first
 
 
 def test_quick_pair_recipes_differ_only_in_the_criterion():

@@ -207,8 +207,8 @@ def test_separation_table():
     assert list(t.columns) == ["dim", "intra-class spread", "inter-class distance", "ratio"] and t.loc["x", "dim"] == 5
 
 
-def test_paper_vs_ours_table(tmp_path):
-    from ferlib.train import results as results_mod
+def test_paper_vs_ours_table(tmp_path, monkeypatch):
+    from ferlib.jobs import tables as results_mod
     from ferlib.train.recipes import RECIPES
     from ferlib.jobs.tables import paper_vs_ours
 
@@ -217,8 +217,9 @@ def test_paper_vs_ours_table(tmp_path):
     results = {"metrics": {"PublicTest": {"accuracy": 0.6512}, "PrivateTest": {"accuracy": 0.66, "macro_f1": 0.6}},
                "ensemble_last5": {"PublicTest": 0.655, "PrivateTest": 0.667}, "profile": "full", "synthetic": False,
                "provenance": {"device_name": "GPU", "git_sha": "0123456789ab"}}
+    monkeypatch.setenv("FERLIB_RESULTS_DIR", str(tmp_path))
     (tmp_path / f"{name}.json").write_text(json.dumps(results))
-    t = paper_vs_ours([name, "wide-densenet", "no-such-recipe"], results_dir=tmp_path)
+    t = paper_vs_ours([name, "wide-densenet", "no-such-recipe"])
     row = t.set_index("recipe").loc[name]
     assert row["paper PublicTest"] == recipe.paper_results["PublicTest"]  # from the recipe, never typed in
     assert row["ours PublicTest"] == 65.1 and row["ours ensemble_PrivateTest"] == 66.7
@@ -233,8 +234,14 @@ def test_paper_vs_ours_table(tmp_path):
               "provenance": {"device": "cpu", "device_name": "Some CPU", "cpu_threads": 1, "git_sha": "fedcba98"}}
     (tmp_path / "budget" / f"{name}-60min-cpu.json").write_text(json.dumps(budget))
     (tmp_path / "budget" / f"{name}-center-60min-cpu.json").write_text(json.dumps(budget))  # another recipe's
-    rows = paper_vs_ours([name], results_dir=tmp_path)
+    rows = paper_vs_ours([name])
     assert len(rows) == 2 and "60-min budget, Some CPU, 1 thread(s), 16 epochs, bf16" == rows.iloc[1]["run"]
+    # your own run (results/local/) is a row of its own, labelled as yours; the kit's stays
+    (tmp_path / "local" / "budget").mkdir(parents=True)
+    (tmp_path / "local" / "budget" / f"{name}-3min-cpu-2threads.json").write_text(json.dumps(budget))
+    rows = paper_vs_ours([name])
+    assert len(rows) == 3 and rows.iloc[1]["run"].endswith("bf16") and rows.iloc[2]["run"].endswith("(your run)")
+    assert len(paper_vs_ours([name], own=False)) == 2
 
 
 def test_checkpoint_features():

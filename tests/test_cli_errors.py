@@ -62,25 +62,33 @@ def test_debug_shows_the_traceback():
     assert r.returncode != 0 and "Traceback" in r.stderr and "UsageError" in r.stderr
 
 
+def _own_results(tmp_path, relative: str) -> Path:
+    """A finished results file of yours (results/local/), named for the kind of data the CLI will find."""
+    from ferlib.data.discovery import locate_data
+
+    path = tmp_path / "results" / "local" / relative
+    if locate_data(None).synthetic:
+        path = path.with_name(path.stem + "-synthetic.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+    return path
+
+
 def test_finished_result_is_not_overwritten(tmp_path):
-    out = tmp_path / "results"
-    (out).mkdir()
-    (out / "densenet-bc.json").write_text("{}")
-    r = ferlib_cli("train", "densenet-bc", "--profile", "full", env={"FERLIB_RESULTS_DIR": str(out)})
+    target = _own_results(tmp_path, "densenet-bc.json")
+    r = ferlib_cli("train", "densenet-bc", "--profile", "full", env={"FERLIB_RESULTS_DIR": str(tmp_path / "results")})
     assert r.returncode == 2 and "--overwrite" in r.stderr and "Traceback" not in r.stderr
-    assert (out / "densenet-bc.json").read_text() == "{}"
+    assert target.read_text() == "{}"
 
 
 def test_finished_budget_result_is_not_overwritten(tmp_path):
     """Running a finished 60-minute command again must not replace its result (it once did: budget runs
     counted as quick-profile smoke tests)."""
-    budget = tmp_path / "results" / "budget"
-    budget.mkdir(parents=True)
-    (budget / "densenet-bc-60min-cpu-2threads.json").write_text("{}")
+    target = _own_results(tmp_path, "budget/densenet-bc-60min-cpu-2threads.json")
     r = ferlib_cli("train", "densenet-bc", "--minutes", "60", "--device", "cpu", "--threads", "2",
                    env={"FERLIB_RESULTS_DIR": str(tmp_path / "results"), "FERLIB_RUNS_DIR": str(tmp_path / "runs")})
     assert r.returncode == 2 and "60-minute budget" in r.stderr and "--overwrite" in r.stderr
-    assert "Traceback" not in r.stderr and (budget / "densenet-bc-60min-cpu-2threads.json").read_text() == "{}"
+    assert "Traceback" not in r.stderr and target.read_text() == "{}"
 
 
 def test_recipes_table_columns_align():

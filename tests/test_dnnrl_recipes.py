@@ -87,8 +87,9 @@ def test_batches_of_the_quick_profile_and_the_protocol_is_built(synthetic, tmp_p
     assert dnn.budget.final_eval_passes == 12 + 4  # softmax best + last-five ensemble, then k-NN
 
 
-def test_paper_vs_ours_shows_table_2(tmp_path):
-    table = paper_vs_ours(list(DNNRL_RECIPES), results_dir=tmp_path)
+def test_paper_vs_ours_shows_table_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("FERLIB_RESULTS_DIR", str(tmp_path))
+    table = paper_vs_ours(list(DNNRL_RECIPES))
     assert list(table["paper PrivateTest"]) == [69.22, 70.13, 70.60]
     assert set(table["ours PrivateTest"]) == {"not yet run"}
 

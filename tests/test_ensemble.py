@@ -277,7 +277,7 @@ def test_cli_writes_a_complete_results_file(tiny_runs, no_data, monkeypatch, tmp
     assert rc == 0
     out = capsys.readouterr().out
     assert "smoke test" in out and "SYNTHETIC" in out
-    path = tmp_path / "quick" / "ensembles" / "pair.json"  # quick-profile members never sit beside real results
+    path = tmp_path / "local" / "quick" / "ensembles" / "pair.json"  # yours, and quick: never beside real results
     res = json.loads(path.read_text())
     assert res["method"] == "de" and res["fitted_on"] == "PublicTest" and res["objective"] == "nll"
     assert len(res["weights"]) == 2 and sum(res["weights"]) == pytest.approx(1.0)
@@ -329,11 +329,12 @@ def test_cli_refuses_members_with_different_classes(tiny_runs, tmp_path, capsys)
     assert "same class set" in err and "contempt" in err
 
 
-def test_cli_unknown_member_names_what_to_do(tmp_path, capsys):
+def test_cli_unknown_member_names_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path))
     assert main(["ensemble", "no-such-recipe"]) == 2
-    assert "neither a run folder nor a recipe name" in capsys.readouterr().err
-    assert main(["ensemble", "densenet-bc"]) == 2  # a recipe never trained here
-    assert "python -m ferlib train densenet-bc" in capsys.readouterr().err
+    assert "no run folder, checkpoint or trained run" in capsys.readouterr().err
+    assert main(["ensemble", "wide-densenet"]) == 2  # a recipe never trained here, nor committed
+    assert "python -m ferlib train wide-densenet" in capsys.readouterr().err
 
 
 def test_members_trained_on_other_data_are_refused(tiny_runs):
@@ -348,19 +349,19 @@ def test_members_trained_on_other_data_are_refused(tiny_runs):
     assert ens.FIT_SPLIT == "PublicTest" and ens.TEST_SPLIT == "PrivateTest"
 
 
-def test_resolve_run_dir_prefers_full_then_budget_then_quick(tmp_path, monkeypatch):
-    from ferlib.jobs.ensembles import EnsembleError, resolve_run_dir
+def test_committed_models_are_members_and_last_k_says_it_needs_epoch_checkpoints(tmp_path, monkeypatch):
+    """A fresh clone has no runs/, only the kit's committed models: they are members (by file or by recipe)."""
+    from ferlib.jobs.ensembles import EnsembleError, load_member
 
-    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path))
-    for name in ("densenet-bc-quick-seed0", "densenet-bc-60min-cpu-seed0", "densenet-bc-center-60min-cpu-seed0"):
-        (tmp_path / name).mkdir()
-    assert resolve_run_dir("densenet-bc").name == "densenet-bc-60min-cpu-seed0"
-    assert resolve_run_dir("densenet-bc", profile="quick").name == "densenet-bc-quick-seed0"
-    (tmp_path / "densenet-bc-full-seed0").mkdir()
-    assert resolve_run_dir("densenet-bc").name == "densenet-bc-full-seed0"
-    assert resolve_run_dir(tmp_path / "densenet-bc-quick-seed0") == tmp_path / "densenet-bc-quick-seed0"
-    with pytest.raises(EnsembleError, match="seed1"):
-        resolve_run_dir("densenet-bc", seed=1)
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path))  # no run folders
+    model = ROOT / "models" / "densenet-bc-60min-cpu-2threads.pt"
+    m = load_member(model)
+    assert m.name == "densenet-bc-60min-cpu-2threads" and m.checkpoints == [model]
+    assert not m.is_quick and m.synthetic is False and m.profile == "60-min budget"
+    by_recipe = load_member("densenet-bc-center")  # its largest-budget trained run: the committed model
+    assert by_recipe.checkpoints == [ROOT / "models" / "densenet-bc-center-60min-cpu-2threads.pt"]
+    with pytest.raises(EnsembleError, match="epoch checkpoints"):
+        load_member(model, last_k=5)
 
 
 def test_evaluate_ensemble_and_naming(tiny_runs):

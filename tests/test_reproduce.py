@@ -35,7 +35,7 @@ def use_folders(mp, root: Path) -> None:
 
 
 def summary(root: Path, name: str) -> dict:
-    return json.loads((root / "results" / "quick" / "reproduce" / f"{name}-quick-cpu.json").read_text())
+    return json.loads((root / "results" / "local" / "quick" / "reproduce" / f"{name}-quick-cpu.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +52,11 @@ def test_two_rows_two_workers_write_results_and_a_summary(two_rows):
     root, rc = two_rows
     assert rc == 0
     for name in ROWS:
-        results = json.loads((root / "results" / "quick" / f"{name}.json").read_text())
+        results = json.loads((root / "results" / "local" / "quick" / f"{name}-synthetic.json").read_text())
         assert results["recipe"] == name and results["epochs_run"] == 2
         call = summary(root, "+".join(ROWS))["provenance"]  # the code the call started from
         assert results["provenance"]["code_fingerprint"] == call["code_fingerprint"]
-        log = (root / "runs" / f"{name}-quick-seed0" / "reproduce.log").read_text()
+        log = (root / "runs" / f"{name}-quick-synthetic-seed0" / "reproduce.log").read_text()
         assert f"--threads {max(1, cpu_cores() // 2)}" in log  # each worker gets its share of the cores
     s = summary(root, "+".join(ROWS))
     assert s["workers"] == 2 and s["exit_status"] == 0 and s["provenance"]["git_sha"]
@@ -70,8 +70,8 @@ def test_two_rows_two_workers_write_results_and_a_summary(two_rows):
 
 def test_a_second_call_skips_done_rows_without_training(two_rows, monkeypatch, capsys):
     root, _ = two_rows
-    watched = [root / "results" / "quick" / f"{n}.json" for n in ROWS]
-    watched += [root / "runs" / f"{n}-quick-seed0" / f for n in ROWS for f in ("latest.pt", "reproduce.log")]
+    watched = [root / "results" / "local" / "quick" / f"{n}-synthetic.json" for n in ROWS]
+    watched += [root / "runs" / f"{n}-quick-synthetic-seed0" / f for n in ROWS for f in ("latest.pt", "reproduce.log")]
     before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in watched}
     use_folders(monkeypatch, root)
     assert main(["reproduce", *ROWS, *CPU, "--workers", "2"]) == 0
@@ -83,7 +83,7 @@ def test_a_second_call_skips_done_rows_without_training(two_rows, monkeypatch, c
 
 def test_a_stale_full_result_is_kept_without_overwrite(tmp_path, monkeypatch, capsys):
     use_folders(monkeypatch, tmp_path)
-    full = tmp_path / "results" / "tiny-densenet-demo.json"
+    full = tmp_path / "results" / "local" / "tiny-densenet-demo-synthetic.json"
     full.parent.mkdir(parents=True)
     full.write_text(json.dumps({"seed": 0, "synthetic": True, "metrics": {},
                                 "provenance": {"code_fingerprint": "made by some other code"}}))
@@ -99,7 +99,7 @@ def test_an_interrupted_row_resumes_from_its_checkpoint(tmp_path, monkeypatch, c
     env = {k: v for k, v in os.environ.items() if k not in ("FERLIB_DATA_DIR", "FERLIB_PROFILE")}
     env.update(FERLIB_RESULTS_DIR=str(tmp_path / "results"), FERLIB_RUNS_DIR=str(tmp_path / "runs"))
     cmd = ["reproduce", "densenet-bc", *CPU]
-    log = tmp_path / "runs" / "densenet-bc-quick-seed0" / "reproduce.log"
+    log = tmp_path / "runs" / "densenet-bc-quick-synthetic-seed0" / "reproduce.log"
     p = subprocess.Popen([sys.executable, "-m", "ferlib", *cmd], cwd=tmp_path, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -114,13 +114,13 @@ def test_an_interrupted_row_resumes_from_its_checkpoint(tmp_path, monkeypatch, c
     assert "interrupted densenet-bc" in out and "run the same command again to continue" in out
     assert "Traceback" not in out
     assert "interrupted at epoch 2 of 2" in log.read_text() or "interrupted after epoch" in log.read_text()
-    assert not (tmp_path / "results" / "quick" / "densenet-bc.json").exists()
+    assert not (tmp_path / "results" / "local" / "quick" / "densenet-bc-synthetic.json").exists()
     assert summary(tmp_path, "densenet-bc")["rows"][0]["status"] == "interrupted"
 
     use_folders(monkeypatch, tmp_path)
     assert main(cmd) == 0
     assert re.search(r"resuming densenet-bc from .*: after epoch [12]", log.read_text())
-    results = json.loads((tmp_path / "results" / "quick" / "densenet-bc.json").read_text())
+    results = json.loads((tmp_path / "results" / "local" / "quick" / "densenet-bc-synthetic.json").read_text())
     assert [h["epoch"] for h in results["history"]] == [1, 2]
     assert summary(tmp_path, "densenet-bc")["rows"][0]["status"] == "done"
 
@@ -130,7 +130,7 @@ def test_the_wall_budget_stops_rows_and_says_how_to_continue(tmp_path, monkeypat
     assert main(["reproduce", "tiny-densenet-demo", *CPU, "--minutes", "0.01"]) == BUDGET_EXIT
     out = capsys.readouterr().out
     assert "interrupted tiny-densenet-demo" in out and "run the same command again to continue" in out
-    assert not (tmp_path / "results" / "quick" / "tiny-densenet-demo.json").exists()
+    assert not (tmp_path / "results" / "local" / "quick" / "tiny-densenet-demo-synthetic.json").exists()
     assert summary(tmp_path, "tiny-densenet-demo")["stopped_by"] == "budget"
 
 

@@ -239,7 +239,7 @@ def test_cli_from_notebooks_folder_writes_where_the_chapters_read(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k not in ("FERLIB_RESULTS_DIR", "FERLIB_DATA_DIR")}
     env["FERLIB_RUNS_DIR"] = str(tmp_path / "runs")
-    target = ROOT / "results" / "quick" / "tiny-densenet-demo.json"
+    target = ROOT / "results" / "local" / "quick" / "tiny-densenet-demo-synthetic.json"  # yours, git-ignored
     saved = target.read_bytes() if target.exists() else None
     code = ("from ferlib.commands import main; import sys; sys.exit(main(['train', 'tiny-densenet-demo', '--quiet', "
             "'--precision', 'fp32', '--device', 'cpu']))")
@@ -247,10 +247,12 @@ def test_cli_from_notebooks_folder_writes_where_the_chapters_read(tmp_path):
         p = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "notebooks", env=env, capture_output=True,
                            text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-2000:]
-        from ferlib.jobs.tables import paper_vs_ours
+        from ferlib.train.runs import find_run
 
-        table = paper_vs_ours(["tiny-densenet-demo"], results_dir=ROOT / "results" / "quick")
-        assert "not yet run" not in table.iloc[0]["status"]
+        found = find_run("tiny-densenet-demo", synthetic=True, budgets=("quick",))
+        assert found is not None and found.origin == "yours" and found.results_path == target
+        assert subprocess.run(["git", "status", "--porcelain", "--", "results"], cwd=ROOT, capture_output=True,
+                              text=True).stdout == ""  # your run leaves the tracked tree clean
         assert not (ROOT / "notebooks" / "results").exists() and not (ROOT / "notebooks" / "runs").exists()
     finally:
         if saved is not None:

@@ -10,29 +10,14 @@ import numpy as np
 import torch
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
+from .inference import infer
 
-@torch.no_grad()
+
 def predict(model: torch.nn.Module, source, *, autocast_dtype: torch.dtype | None = None,
             return_features: bool = False):
-    """Logits (and deep features) of every sample of an in-order batch source, as CPU float32 tensors."""
-    was_training = model.training
-    model.eval()
-    logits, feats, labels = [], [], []
-    device_type = source.device.type
-    for batch in source:
-        x, y = batch[0], batch[1]
-        with torch.autocast(device_type=device_type, dtype=autocast_dtype or torch.bfloat16,
-                            enabled=autocast_dtype is not None):
-            out, f = model.forward_with_features(x)
-        logits.append(out.float())
-        labels.append(y)
-        if return_features:
-            feats.append(f.float())
-    model.train(was_training)
-    result = (torch.cat(logits).cpu(), torch.cat(labels).cpu())
-    if return_features:
-        result += (torch.cat(feats).cpu(),)
-    return result
+    """``(logits, labels[, features])`` of every sample of an in-order batch source (:func:`~.inference.infer`)."""
+    out = infer(model, source, autocast_dtype=autocast_dtype, features=return_features)
+    return (out.logits, out.labels, out.features) if return_features else (out.logits, out.labels)
 
 
 def hard_labels(labels: torch.Tensor | np.ndarray) -> np.ndarray:

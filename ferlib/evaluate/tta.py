@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .inference import autocast, forward_outputs, infer
+
 TTA_MODES = ("none", "flip", "tencrop")
 DEFAULT_MARGIN = 4  # DenseNet-CL's crop margin in ferlib's densenet preset (ferlib.data.transforms)
 _CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right", "centre")
@@ -105,12 +107,6 @@ def tta_views(x: torch.Tensor, mode: str = "flip", margin: int = DEFAULT_MARGIN)
     return torch.stack([tta_view(x, mode, v, margin, padded) for v in range(views_per_image(mode))])
 
 
-def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    if hasattr(model, "forward_with_features"):
-        return model.forward_with_features(x)[0]
-    return model(x)
-
-
 @torch.no_grad()
 def tta_batch_probabilities(model: torch.nn.Module, x: torch.Tensor, mode: str = "flip", *,
                             margin: int = DEFAULT_MARGIN, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -119,15 +115,12 @@ def tta_batch_probabilities(model: torch.nn.Module, x: torch.Tensor, mode: str =
     padded = F.pad(x, (margin,) * 4) if mode == "tencrop" else None
     total = None
     for v in range(views_per_image(mode)):
-        view = tta_view(x, mode, v, margin, padded)
-        with torch.autocast(device_type=x.device.type, dtype=autocast_dtype or torch.bfloat16,
-                            enabled=autocast_dtype is not None):
-            p = torch.softmax(_logits(model, view).float(), 1)
+        with autocast(x.device.type, autocast_dtype):
+            p = torch.softmax(forward_outputs(model, tta_view(x, mode, v, margin, padded))[0].float(), 1)
         total = p if total is None else total + p
     return total / views_per_image(mode)
 
 
-@torch.no_grad()
 def tta_probabilities(model: torch.nn.Module, source, mode: str = "flip", *, margin: int | None = None,
                       autocast_dtype: torch.dtype | None = None):
     """TTA probabilities and labels of every sample of an in-order batch source, as CPU tensors.
@@ -135,21 +128,19 @@ def tta_probabilities(model: torch.nn.Module, source, mode: str = "flip", *, mar
     ``source`` yields the model's evaluation input (e.g. ``DeviceBatchSource.for_eval``
     with the checkpoint's augment, or ``LoadedModel.eval_source``).  ``margin``
     (tencrop only) defaults to :func:`tencrop_margin` of the source's transform.
+    The loop is :func:`~ferlib.evaluate.inference.infer`'s, with this mode's views.
     """
     check_mode(mode)
     if margin is None:
         margin = tencrop_margin(getattr(getattr(source, "transform", None), "__self__", None))
-    was_training = model.training
-    model.eval()
-    probs, labels = [], []
-    try:
-        for batch in source:
-            x, y = batch[0], batch[1]
-            probs.append(tta_batch_probabilities(model, x, mode, margin=margin, autocast_dtype=autocast_dtype).cpu())
-            labels.append(y.cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(probs), torch.cat(labels)
+
+    def views(x):
+        _check_batch(x)
+        padded = F.pad(x, (margin,) * 4) if mode == "tencrop" else None
+        return (tta_view(x, mode, v, margin, padded) for v in range(views_per_image(mode)))
+
+    out = infer(model, source, autocast_dtype=autocast_dtype, views=views)
+    return out.probabilities, out.labels
 
 
 @torch.no_grad()

@@ -93,8 +93,8 @@ def _resolve(spec: str | Path, profile: str | None = None) -> tuple[str, Path | 
 
     budgets = None if profile is None else (profile,)
     try:
-        found = (find_trained(str(spec), budgets=budgets) if profile and str(spec) in RECIPES
-                 else resolve_model(spec, budgets=budgets))
+        found = (find_trained(str(spec), budgets=budgets, synthetic=None) if profile and str(spec) in RECIPES
+                 else resolve_model(spec, budgets=budgets, synthetic=None))
     except LookupError:
         found = None
     if found is None:

@@ -230,7 +230,8 @@ def _key_of_results_file(path: Path, recipe: str) -> RunKey | None:
 
 def find_runs(recipe: str, *, synthetic: bool | None = False, seed: int | None = 0, budgets=None,
               own: bool = True) -> list[FoundRun]:
-    """Every run of ``recipe`` found on disk, largest budget first (the kit's before yours on a tie).
+    """Every run of ``recipe`` found on disk, largest budget first (real data before synthetic, then the
+    kit's before yours on a tie).
 
     Looks at the kit's committed results (``results/``, ``results/budget/``) and models
     (``models/``), and -- with ``own`` -- your results (``results/local/``) and run folders
@@ -262,7 +263,7 @@ def find_runs(recipe: str, *, synthetic: bool | None = False, seed: int | None =
     runs = list(found.values())
     if not own:
         runs = [r for r in runs if r.origin == "kit"]
-    return sorted(runs, key=lambda r: (r.key.size, r.origin == "kit", -r.key.seed), reverse=True)
+    return sorted(runs, key=lambda r: (r.key.size, not r.key.synthetic, r.origin == "kit", -r.key.seed), reverse=True)
 
 
 def find_run(recipe: str, **kw) -> FoundRun | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from ..evaluate.inference import infer
 from ..evaluate.knn import knn_predict
 from ..evaluate.metrics import accuracy, predict
 
@@ -36,25 +37,14 @@ KNN_REFERENCE_PER_CLASS = 300
 """Training faces per class embedded as the per-epoch k-NN reference (2,100 for 7 classes)."""
 
 
-@torch.no_grad()
 def predict_embeddings(model: torch.nn.Module, source, *, autocast_dtype: torch.dtype | None = None):
     """``(embeddings, labels)`` of every sample of an in-order source, as CPU float32 / int64 tensors.
 
-    The model's ``forward_with_features`` second output, in eval mode (dropout off,
-    BatchNorm running statistics); its first output (logits) is ignored and may be None.
+    The model's ``forward_with_features`` second output through :func:`~ferlib.evaluate.inference.infer`
+    (eval mode: dropout off, BatchNorm running statistics); its logits are ignored and may be None.
     """
-    was_training = model.training
-    model.eval()
-    embeddings, labels = [], []
-    for batch in source:
-        x, y = batch[0], batch[1]
-        with torch.autocast(device_type=source.device.type, dtype=autocast_dtype or torch.bfloat16,
-                            enabled=autocast_dtype is not None):
-            _, f = model.forward_with_features(x)
-        embeddings.append(f.float())
-        labels.append(y)
-    model.train(was_training)
-    return torch.cat(embeddings).cpu(), torch.cat(labels).cpu()
+    out = infer(model, source, autocast_dtype=autocast_dtype, features=True)
+    return out.features, out.labels
 
 
 class SoftmaxValidator:
