@@ -71,11 +71,13 @@ from ferlib.losses.center import (
 )
 from ferlib.numerics import check_gradient
 from ferlib.profiles import get_profile
-from ferlib.train import center_loss_grid, center_loss_pairs
+from ferlib.chapters import center_loss_grid, center_loss_pairs
+from ferlib.evaluate.wording import difference_phrase
+from ferlib.jobs.tables import paper_vs_ours, run_label
 from ferlib.train.recipes import get_recipe
-from ferlib.train.results import paper_vs_ours, run_label
 from ferlib.viz import center_plots as cplots
 from ferlib.viz.source import show_code
+from ferlib.viz.tables import paper_vs_ours_long, wrapped
 
 T0 = time.perf_counter()
 PROFILE = get_profile()
@@ -517,6 +519,11 @@ pd.DataFrame({"softmax lr": lr, "center term's lr": DENSENET_CL.criterion.center
 # %% [markdown]
 # ## 5. Seeing it: 2-D deep features under λ and α
 #
+# **This section and its 3-D view train on the synthetic faces even when FER-2013 is
+# here, on purpose:** a grid of dozens of runs must finish in seconds on a laptop CPU and
+# draw the same picture on every machine, which FER-2013's noisy labels and size do not
+# allow (§6 shows the real data's deep features when you have them).
+#
 # Wen et al. showed the effect with a network whose deep-feature layer has only **two
 # units**, so the features can be plotted as they are. We do the same on faces: the
 # synthetic faces, average-pooled to a few pixels a side and standardised per pixel,
@@ -524,12 +531,10 @@ pd.DataFrame({"softmax lr": lr, "center term's lr": DENSENET_CL.criterion.center
 # a linear 7-way classifier, trained with $L_S + \lambda L_C$ (mean reduction, centers by
 # the rule). Each run is an ordinary training run — `Trainer`, `SoftmaxCenterLoss` as its
 # criterion, batches from a `DeviceBatchSource` — only small
-# (`ferlib.train.center_loss_grid`). Every run starts from the same weights and sees the
+# (`ferlib.chapters.center_loss_grid`). Every run starts from the same weights and sees the
 # same batches, so two runs differ only in λ and α.
 #
-# Why synthetic faces here, even when FER-2013 is present: the runs must be short, and
-# the picture should be the same on every machine. §6 trains on the real data when you
-# have it. The quick profile trains one run per (λ, α) of a small grid and keeps them in
+# The quick profile trains one run per (λ, α) of a small grid and keeps them in
 # memory; the full profile uses a larger grid and longer runs.
 
 # %%
@@ -537,6 +542,7 @@ settings = center_loss_grid.grid_settings()
 toy_data = center_loss_grid.toy_face_data(n_per_class=settings["n_per_class"])
 grid = center_loss_grid.center_grid(toy_data, settings["lambdas"], settings["alphas"], epochs=settings["epochs"])
 first_run = next(iter(grid.runs.values()))
+print("synthetic faces on purpose, with or without FER-2013: dozens of runs in seconds, the same picture everywhere")
 print(f"{toy_data.tag}: {len(toy_data.train_labels)} Training and {len(toy_data.test_labels)} {toy_data.held_out} "
       f"faces of {toy_data.image_size}x{toy_data.image_size} = {toy_data.in_dim} inputs; "
       f"{first_run.feature_dim}-unit deep features")
@@ -636,7 +642,7 @@ cplots.scatter3d(runs3d, toy_data.class_names, max_points=800, tag=toy_data.tag)
 #   chosen on PublicTest);
 # * **otherwise** (the quick profile on a fresh checkout, the synthetic faces): two tiny
 #   DenseNet-BCs trained here for a few epochs on a small stratified subset — identical
-#   except for the criterion (`ferlib.train.center_loss_pairs.quick_pair_recipes`; the
+#   except for the criterion (`ferlib.chapters.center_loss_pairs.quick_pair_recipes`; the
 #   cell below prints how they differ from densenet's recipe). They are far from
 #   converged, so expect noisy maps and look at the numbers.
 #
@@ -727,7 +733,7 @@ display(Markdown(
 
 # %%
 TABLE_II = [n for base in ("densenet", "densenet-bc", "wide-densenet", "wide-densenet-bc") for n in (base, f"{base}-center")]
-paper_vs_ours(TABLE_II)
+wrapped(paper_vs_ours_long(paper_vs_ours(TABLE_II), metrics=["PublicTest", "PrivateTest"]))
 
 # %% [markdown]
 # ### Does center loss help here?
@@ -753,8 +759,9 @@ for base in ("densenet-bc", "densenet", "wide-densenet", "wide-densenet-bc"):
               f" The two runs trained {epochs[0]} and {epochs[1]} epochs in the same budget (each results file's "
               "`budget.plan` and `provenance` say why), so the comparison is not of equal training.")
     display(Markdown(
-        f"**{base}** ({run_label(plain)}): PrivateTest {a:.1%} without, {b:.1%} with center loss — "
-        f"difference {100 * d['difference']:+.1f} ± {100 * d['standard_error']:.1f} points (z = {d['z']:.1f}); "
+        f"**{base}** ({run_label(plain)}): PrivateTest {100 * b:.1f} % with center loss, "
+        + difference_phrase(100 * b, 100 * a, whose="softmax alone's")
+        + f" (standard error {100 * d['standard_error']:.1f} points, z = {d['z']:.1f}); "
         f"{verdict}.{caveat}"))
     break
 else:
@@ -767,7 +774,7 @@ else:
 # our macro F1; the paper does not say how it averaged).
 
 # %%
-paper_vs_ours(["resnet50", "cl-resnet50"])
+wrapped(paper_vs_ours_long(paper_vs_ours(["resnet50", "cl-resnet50"])))
 
 # %% [markdown]
 # ## 8. Questions

@@ -51,7 +51,6 @@ import torch
 from IPython.display import Markdown, display
 from torch.nn import functional as F
 
-from ferlib import paths
 from ferlib.data.dataset import stratified_subset
 from ferlib.data.discovery import load_fer2013
 from ferlib.data.normalize import fit_normalizer
@@ -73,7 +72,14 @@ from ferlib.numerics import check_gradient, numerical_gradient
 from ferlib.profiles import get_profile
 from ferlib.train.precision import torch_threads
 from ferlib.train.recipes import get_recipe
-from ferlib.train.results import load_results, paper_vs_ours, run_label, run_recipe
+from ferlib.chapters.center_loss_grid import ToyFaces, pool_faces
+from ferlib.chapters.triplet_demo import short_triplet_run
+from ferlib.data.normalize import PixelStandardizer
+from ferlib.evaluate.wording import difference_phrase
+from ferlib.jobs.tables import paper_vs_ours, run_label
+from ferlib.train.results import run_recipe
+from ferlib.train.runs import RunKey, find_run, find_runs
+from ferlib.viz.tables import paper_vs_ours_long, wrapped
 from ferlib.viz import triplet_plots as tplots
 from ferlib.viz.source import show_code
 
@@ -557,47 +563,26 @@ print(f"{ds.tag}: {len(y_train)} Training and {len(y_test)} PublicTest faces at 
       f"{len(pick):,} held-out triplets tracked")
 
 
+# the same faces as uint8 16x16 images and their per-pixel standardiser, for the Trainer's batch sources
+toy = ToyFaces(pool_faces(small_train.pixels, 3), np.asarray(small_train.labels), pool_faces(small_test.pixels, 3),
+               np.asarray(small_test.labels), tuple(ds.class_names), ds.tag,
+               PixelStandardizer.fit(pool_faces(small_train.pixels, 3)))
+
+
 def short_run(mining="all", *, loss="exponential", alpha=0.2, gamma=0.0, margin=0.2, steps=SHORT["steps"],
               log_every=SHORT["log_every"], batch_size=64, lr=3e-3, seed=0):
-    """Train the small embedding network with a TripletCriterion; return its history and final numbers."""
-    with torch_threads(1):  # a small MLP runs fastest on one thread
-        torch.manual_seed(seed)
-        body = EmbeddingNet(x_train.shape[1], feature_dim=32, hidden=128).features  # the MLP, no classifier
-        crit = TripletCriterion(loss, alpha=alpha, gamma=gamma, margin=margin, mining=mining, reduction="mean")
-        opt = torch.optim.Adam(body.parameters(), lr=lr)
-        batches = torch.Generator().manual_seed(seed)
-        hist = {"step": [], "active": [], "held-out: correctly ordered": [],
-                "held-out: mean r of the correct": [], "held-out: mean r of the wrong": []}
-        for step in range(steps + 1):
-            if step % log_every == 0:  # held-out triplets, with the weights of this step
-                with torch.no_grad():
-                    e = F.normalize(body(x_test), dim=1)
-                    r = relative_distance(*(e[i] for i in held_out_triplets))
-                hist["step"].append(step)
-                hist["held-out: correctly ordered"].append(float((r > 0).float().mean()))
-                hist["held-out: mean r of the correct"].append(float(r[r > 0].mean()))
-                hist["held-out: mean r of the wrong"].append(float(r[r <= 0].mean()))
-            if step == steps:
-                break
-            idx = torch.randint(0, len(y_train), (batch_size,), generator=batches)
-            emb = F.normalize(body(x_train[idx]), dim=1)  # fetch + forward
-            loss_value = crit(None, emb, y_train[idx])
-            opt.zero_grad(set_to_none=True)  # backward + step
-            loss_value.backward()
-            opt.step()
-            if step % log_every == 0:
-                hist["active"].append(float(crit.last_terms["active_fraction"]))
-        hist["active"].append(hist["active"][-1])  # (the last log has no step after it)
-        with torch.no_grad():
-            tr, te = (F.normalize(body(x), dim=1) for x in (x_train, x_test))
-        acc = float((knn_predict(tr, y_train, te, k=5) == y_test).float().mean())
-    return hist, acc
+    """One short run: the Trainer with a TripletCriterion and a logging callback (ferlib.chapters.triplet_demo)."""
+    return short_triplet_run(toy, held_out_triplets, mining=mining, loss=loss, alpha=alpha, gamma=gamma,
+                             margin=margin, steps=steps, log_every=log_every, batch_size=batch_size, lr=lr, seed=seed)
 
 
-RUNS = {  # name -> settings; the paper's is the first
-    "exponential, all triplets (DNNRL: α 0.2, γ 0)": dict(mining="all"),
+show_code(short_triplet_run)
+
+
+RUNS = {  # name -> settings; the paper's α and γ throughout unless the name says otherwise
+    "exponential, all triplets (α 0.2, γ 0)": dict(mining="all"),
     "exponential, batch-hard": dict(mining="batch-hard"),
-    "exponential, semi-hard": dict(mining="semi-hard"),
+    "exponential, semi-hard (the dnnrl recipe's mining)": dict(mining="semi-hard"),
     "exponential, all, α = 2": dict(mining="all", alpha=2.0),
     "exponential, all, γ = 0.5": dict(mining="all", gamma=0.5),
     "FaceNet hinge, semi-hard (T-DNN)": dict(mining="semi-hard", loss="triplet"),
@@ -607,7 +592,8 @@ short = {name: short_run(**kw) for name, kw in RUNS.items()}
 with torch.no_grad():
     raw_acc = float((knn_predict(x_train, y_train, x_test, k=5) == y_test)
                     .float().mean())
-print(f"{len(RUNS)} runs of {SHORT['steps']} steps in {time.perf_counter() - start:.1f} s")
+STEPS = short[list(RUNS)[0]][0]["step"][-1]  # whole epochs: about SHORT["steps"]
+print(f"{len(RUNS)} runs of {STEPS} steps in {time.perf_counter() - start:.1f} s")
 
 # %%
 summary = pd.DataFrame([{"run": name, "active share (training batches, end)": h["active"][-1],
@@ -617,7 +603,7 @@ summary = pd.DataFrame([{"run": name, "active share (training batches, end)": h[
                          "mean r of the wrong (end)": h["held-out: mean r of the wrong"][-1],
                          "PublicTest 5-NN accuracy": acc} for name, (h, acc) in short.items()]).set_index("run")
 summary.loc["(no training: 5-NN on the pooled pixels)"] = [np.nan] * 5 + [raw_acc]
-display(Markdown(f"*{ds.tag}; {PROFILE} profile, {SHORT['steps']} steps"
+display(Markdown(f"*{ds.tag}; {PROFILE} profile, {STEPS} steps"
                  + (" — a smoke test in seconds, not a result.*" if QUICK else ".*")))
 summary
 
@@ -629,19 +615,20 @@ tplots.active_fraction_figure({k: short[k][0] for k in list(RUNS)[:3] + [list(RU
 
 # %%
 ACTIVE, WRONG_R = "active share (training batches, end)", "mean r of the wrong (end)"
-paper_run, hard, semi = summary.iloc[0], summary.iloc[1], summary.iloc[2]
+all_run, hard, semi = summary.iloc[0], summary.iloc[1], summary.iloc[2]
 h0 = short[list(RUNS)[0]][0]
 wrong_r0 = h0["held-out: mean r of the wrong"][0]  # the same start for every run
-stretched = paper_run[WRONG_R] < wrong_r0 - 0.2 and abs(
-    paper_run["... end"] - paper_run["held-out correctly ordered: start"]) < 0.05
+stretched = all_run[WRONG_R] < wrong_r0 - 0.2 and abs(
+    all_run["... end"] - all_run["held-out correctly ordered: start"]) < 0.05
 trained_runs = summary["PublicTest 5-NN accuracy"].iloc[:-1]
 display(Markdown(
-    f"**The paper's setting (all triplets, α = 0.2, γ = 0).** On the training batches {paper_run[ACTIVE]:.0%} of the "
+    f"**All triplets, with the paper's α = 0.2 and γ = 0** (the paper names no mining; Eq. 1 sums over \"a set "
+    f"of triplets\"). On the training batches {all_run[ACTIVE]:.0%} of the "
     f"triplets are active at the end (it started at {h0['active'][0]:.0%}). On held-out triplets the share correctly "
-    f"ordered went from {paper_run['held-out correctly ordered: start']:.1%} to {paper_run['... end']:.1%}, while the "
+    f"ordered went from {all_run['held-out correctly ordered: start']:.1%} to {all_run['... end']:.1%}, while the "
     f"mean $r$ of the correctly ordered ones went from {h0['held-out: mean r of the correct'][0]:.2f} to "
-    f"{paper_run['mean r of the correct (end)']:.2f} and that of the wrongly ordered ones from {wrong_r0:.2f} to "
-    f"{paper_run[WRONG_R]:.2f}. "
+    f"{all_run['mean r of the correct (end)']:.2f} and that of the wrongly ordered ones from {wrong_r0:.2f} to "
+    f"{all_run[WRONG_R]:.2f}. "
     + ("The loss was lowered mostly by *stretching*: triplets that were right became more right, those that were "
        "wrong became more wrong — nothing in $L$ objects to the second — and the share of correct triplets hardly "
        "moved. " if stretched else
@@ -652,8 +639,9 @@ display(Markdown(
       "shows the loss a wrongly ordered triplet, not even FaceNet's hinge"
     + (f", and its held-out wrong triplets drifted from {wrong_r0:.2f} to {semi[WRONG_R]:.2f} too. "
        if semi[WRONG_R] < wrong_r0 - 0.2 else ". ")
-    + f"The best held-out 5-NN accuracy here is {trained_runs.max():.1%} ({trained_runs.idxmax()}), against "
-      f"{raw_acc:.1%} for the raw pooled pixels. These are seconds-long runs of a small MLP on tiny faces: read the "
+    + f"The best held-out 5-NN accuracy here is {100 * trained_runs.max():.1f} % ({trained_runs.idxmax()}), "
+    + difference_phrase(100 * trained_runs.max(), 100 * raw_acc, whose="the raw pooled pixels'")
+    + ". These are seconds-long runs of a small MLP on tiny faces: read the "
       "*directions* (which runs move the held-out order at all), not the accuracies."))
 
 # %% [markdown]
@@ -701,8 +689,12 @@ pd.DataFrame({name: {f: str(getattr(get_recipe(name), f)) for f in fields} for n
 #   epoch kept is the one with the lowest validation loss — the network the protocol
 #   reloads.
 # * **Optimiser**: not named; SGD with momentum 0.9 and weight decay 1e-4.
-# * **Mining**: not described. `dnnrl` uses all valid triplets of each batch (Eq. 1 sums
-#   over "a set of triplets"); `dnnrl-t-dnn`, FaceNet's semi-hard mining with margin 0.2.
+# * **Mining**: not described — Eq. 1 sums over "a set of triplets" without saying which.
+#   `dnnrl` mines **semi-hard** triplets in each batch (margin 0.2): with γ = 0 only
+#   correctly ordered triplets have a gradient, largest just past the margin — the
+#   semi-hard ones — while batch-hard mining picks wrongly ordered triplets and never
+#   learns (§7 measures all three). `dnnrl-t-dnn` uses FaceNet's semi-hard mining with
+#   margin 0.2, as FaceNet does. Neither choice is the paper's; both are `ferlib`'s.
 # * **PrivateTest** is never used to choose anything: the epoch comes from the PublicTest
 #   loss, k from PublicTest accuracy.
 #
@@ -718,27 +710,29 @@ pd.DataFrame({name: {f: str(getattr(get_recipe(name), f)) for f in fields} for n
 #   PublicTest, the k-NN readout) in seconds per recipe on a CPU. It is a **smoke test**:
 #   its accuracies mean nothing. Results go to `results/quick/`, checkpoints to `runs/`
 #   (chapter 05 reuses them).
-# * **full** (on a GPU): the paper's protocol on the whole of FER-2013, each recipe to
-#   `results/<recipe>.json` with its provenance (the same as
-#   `python -m ferlib train dnnrl --profile full`); a recipe that already has its results
-#   file is not retrained.
+# * **full**: the chapter trains nothing — the paper's protocol on the whole of FER-2013
+#   is a GPU job, run from a terminal: `python -m ferlib train dnnrl --profile full
+#   --device cuda` (or `--minutes 60` for an hour on a CPU) writes the run's results file
+#   with its provenance. The cell **reads** the runs `ferlib.train.runs` finds (yours and
+#   the kit's, labelled) and prints the command for each recipe that has none.
 
 # %%
 trained = {}
 for name in DNNRL_RECIPES:
-    recipe = get_recipe(name)
-    if QUICK:
+    if QUICK:  # the smoke run: one library call per recipe
         with torch_threads(2):
-            trained[name] = run_recipe(recipe, dataset=ds, profile="quick", resume=False, progress=False)
+            key = RunKey.for_training(name, "quick", synthetic=bool(ds.synthetic))  # results/local/quick/, runs/
+            trained[name] = run_recipe(get_recipe(name), dataset=ds, profile="quick", resume=False, progress=False,
+                                       results_path=key.results_path(), run_dir=key.run_dir())
+        continue
+    run = next((r for r in find_runs(name, synthetic=bool(ds.synthetic)) if r.key.budget != "quick"
+                and r.results() is not None), None)
+    if run is None:
+        print(f"{name}: no result yet; on a GPU: python -m ferlib train {name} --profile full --device cuda "
+              f"(on a CPU, an hour: python -m ferlib train {name} --minutes 60)")
     else:
-        path = paths.results_dir() / f"{name}.json"
-        if path.exists():
-            print(f"{name}: already measured in {path} (delete it, or use the CLI with --overwrite, to retrain)")
-            trained[name] = load_results(path)
-            continue
-        if not torch.cuda.is_available():
-            print(f"{name}: full profile without a GPU -- this will take a very long time on this CPU")
-        trained[name] = run_recipe(recipe, dataset=ds, profile="full", progress=True)
+        print(f"{name}: {run.label}, {run.results_path}")
+        trained[name] = run.results()
 
 
 def readout_row(name, r):
@@ -752,7 +746,7 @@ def readout_row(name, r):
 
 display(Markdown(f"*{ds.tag}; {PROFILE} profile" + (" — a smoke test of the pipeline: these accuracies mean "
                                                       "nothing.*" if QUICK else ".*")))
-pd.DataFrame([readout_row(n, r) for n, r in trained.items()]).set_index("recipe")
+pd.DataFrame([readout_row(n, r) for n, r in trained.items()]).set_index("recipe") if trained else None
 
 # %% [markdown]
 # What the protocol did in each run (the learning-rate cuts, reloads and the stop, from
@@ -775,12 +769,12 @@ for name, r in trained.items():
 # the command that produces it.
 
 # %%
-paper_vs_ours(list(DNNRL_RECIPES))
+wrapped(paper_vs_ours_long(paper_vs_ours(list(DNNRL_RECIPES))))
 
 # %%
-full = {n: paths.results_dir() / f"{n}.json" for n in DNNRL_RECIPES}
-if all(p.is_file() for p in full.values()):
-    ours = {n: load_results(p)["metrics"]["PrivateTest"]["accuracy"] for n, p in full.items()}
+full = {n: find_run(n, budgets=("full",)) for n in DNNRL_RECIPES}
+if all(r is not None and r.results() is not None for r in full.values()):
+    ours = {n: r.results()["metrics"]["PrivateTest"]["accuracy"] for n, r in full.items()}
     paper = {n: get_recipe(n).paper_results["PrivateTest"] for n in DNNRL_RECIPES}
     order = sorted(ours, key=ours.get, reverse=True)
     display(Markdown(
@@ -807,7 +801,7 @@ else:
 #    are wrong. Is that a feature or a bug on FER-2013? What does a γ > 0 change?
 # 5. Why does batch-hard mining starve the exponential loss at γ = 0 but suit FaceNet's
 #    hinge? Which mining would you pair with each loss, and why?
-# 6. In §7, the paper's setting lowered the loss partly by making wrongly ordered held-out
+# 6. In §7, training on all triplets with the paper's α and γ lowered the loss partly by making wrongly ordered held-out
 #    triplets *more* wrong. Propose a change to the loss that keeps the exponential weighting
 #    but penalises wrong triplets, and say what happens to the "robust to hard samples" claim.
 # 7. For a batch of 128 with 18 faces in each of 7 classes (and 2 left over), how many
