@@ -26,11 +26,14 @@
 # %%
 from pathlib import Path
 
+import numpy as np
 from IPython.display import display
 from PIL import Image
 from skimage import data
 
+from ferlib.data.discovery import load_fer2013
 from ferlib.predict import annotate, default_model_path, load_predictor, predict_faces, upload_widget
+from ferlib.viz.data_plots import face_and_probabilities
 
 # %% [markdown]
 # ## The model
@@ -45,9 +48,13 @@ if default_model_path().is_file():
     about = f"the kit's model {default_model_path().name}"
 else:
     from ferlib.train.recipes import get_recipe
-    from ferlib.train.results import run_recipe
+    from ferlib.train.results import run_recipe  # the quick smoke model: one library call
+    from ferlib.train.runs import RunKey
 
-    result = run_recipe(get_recipe("densenet-bc"), profile="quick", progress=False)
+    smoke_data = load_fer2013(verbose=False)
+    key = RunKey.for_training("densenet-bc", "quick", synthetic=bool(smoke_data.synthetic))
+    result = run_recipe(get_recipe("densenet-bc"), dataset=smoke_data, profile="quick", progress=False,
+                        results_path=key.results_path(), run_dir=key.run_dir())
     model = load_predictor(Path(result["provenance"]["run_dir"]) / "best.pt")
     about = ("a QUICK-PROFILE smoke-test model (PrivateTest accuracy "
              f"{result['metrics']['PrivateTest']['accuracy']:.1%} on {result['data']['PrivateTest']} faces"
@@ -68,11 +75,22 @@ for f in faces:
     print(f"face at {tuple(f.box)}: {f.label}")
 
 # %% [markdown]
-# The crop the model saw, next to the kind of face it was trained on, is worth a look:
-# a crop with more background than FER-2013's shrinks the face the model knows.
+# The crop the model saw, next to the kind of face it was trained on (a FER-2013 Training
+# face of the class the model predicted — a synthetic face, labelled so, when FER-2013 is
+# not here), is worth a look: a crop with more background than FER-2013's shrinks the face
+# the model knows. The bars are the model's probabilities for the seven classes.
 
 # %%
-display(Image.fromarray(faces[0].crop).resize((144, 144), Image.NEAREST))
+fer = load_fer2013(verbose=False)
+train = fer.split("Training")
+for f in faces:
+    same = np.flatnonzero(np.asarray(train.labels) == list(fer.class_names).index(f.label)) \
+        if f.label in fer.class_names else np.array([], dtype=int)
+    ref = train.pixels[same[0]] if len(same) else train.pixels[0]
+    display(face_and_probabilities(f.crop, f.probabilities, f.class_names, reference=ref,
+                                   reference_title=(f"{'a synthetic' if fer.synthetic else 'a FER-2013'} "
+                                                    f"{f.label if len(same) else ''} face").replace("  ", " "),
+                                   title=f"face at {tuple(f.box)}: {f.label}", tag=fer.tag if fer.synthetic else None))
 
 # %% [markdown]
 # ## Your photo
