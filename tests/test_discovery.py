@@ -14,7 +14,7 @@ from ferlib.data.errors import DataNotFoundError
 def empty_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FERLIB_DATA_DIR", raising=False)
-    monkeypatch.setattr("ferlib.data.discovery.KIT_ROOT", tmp_path / "no-kit")  # a checkout's data/ must not leak in
+    monkeypatch.setattr("ferlib.paths.kit_root", lambda: tmp_path / "no-kit")  # a checkout's data/ must not leak in
     return tmp_path
 
 
@@ -43,7 +43,7 @@ def test_kit_data_folder_found_from_a_notebook_folder(tiny_csv, empty_cwd, monke
     (kit / "data").mkdir(parents=True)
     (kit / "notebooks").mkdir()
     (kit / "data" / "fer2013.csv").write_bytes(path.read_bytes())
-    monkeypatch.setattr("ferlib.data.discovery.KIT_ROOT", kit)
+    monkeypatch.setattr("ferlib.paths.kit_root", lambda: kit)
     monkeypatch.chdir(kit / "notebooks")
     loc = locate_data()
     assert loc.chosen_by == "./data" and loc.fer2013 == kit / "data" / "fer2013.csv"

@@ -31,6 +31,7 @@ from .cache import cache_path, load_cached, save_cached
 from .dataset import FERDataset
 from .errors import DataNotFoundError
 from .readers import read_fer2013_csv, read_image_folder, read_npz_xz
+from .. import paths
 
 DATA_ENV = "FERLIB_DATA_DIR"
 
@@ -64,12 +65,11 @@ class DataLocation:
         return self.kind == "synthetic"
 
 
-KIT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def default_data_dir() -> Path | None:
     """``./data`` if it is a folder, else the kit checkout's ``data/`` if that is; else None."""
-    for cand in (Path("data"), KIT_ROOT / "data"):
+    for cand in (Path("data"), paths.kit_root() / "data"):
         if cand.is_dir():
             return cand
     return None

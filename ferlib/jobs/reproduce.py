@@ -84,7 +84,7 @@ divided by N (if the device has room for N rows at once without slowing each) an
 the plain sum (if one row already keeps it busy); on a CPU, the cores are shared, so
 the plain sum.  The plan says whether that fits M.
 
-**Not here.**  The GPU accelerations the issue names -- several CUDA streams in one
+**Not here.**  Further GPU accelerations -- several CUDA streams in one
 process, batching same-architecture rows (seeds) into one model with ``torch.func``,
 CUDA graphs -- are not implemented: rows share a GPU only as separate processes.
 None of the CUDA paths (concurrent rows on one GPU, the ``nvidia-smi`` sampling) has

@@ -76,6 +76,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .init import he_init_
+
 __all__ = [
     "PAPER_INPUT_SIZE",
     "DenseLayer",
@@ -270,14 +272,7 @@ class DenseNet(nn.Module):
 
     def reset_parameters(self) -> None:
         """He (fan_in) normal for convs and the classifier weight; BN 1/0; linear bias 0."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_(self)
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.features(x)

@@ -74,6 +74,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .init import he_init_
+
 __all__ = ["PAPER_INPUT_SIZE", "TABLE_1", "INCEPTION_WIDTHS", "ConvBNReLU", "InceptionModule", "DNNRLNet",
            "dnnrl_net", "DNNRL_VARIANTS", "table1", "weight_count"]
 
@@ -196,14 +198,7 @@ class DNNRLNet(nn.Module):
 
     def reset_parameters(self) -> None:
         """He (fan_in) normal for convolution and linear weights; BatchNorm 1/0; biases 0."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_(self)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or tuple(x.shape[-2:]) != (PAPER_INPUT_SIZE, PAPER_INPUT_SIZE):
