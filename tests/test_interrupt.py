@@ -73,11 +73,13 @@ def test_a_long_epoch_budget_warns_early(capsys):
     from types import SimpleNamespace
 
     from ferlib.train.callbacks import LongRunWarning
+    from ferlib.train.distributed import SingleProcess
 
     def run(warn_hours):
         now = [0.0]
         trainer = SimpleNamespace(state=SimpleNamespace(steps=0, epoch=0, next_batch=0), epochs=100,
-                                  name="densenet-bc", train_source=range(225), val_source=range(15), device="cpu")
+                                  name="densenet-bc", train_source=range(225), val_source=range(15), device="cpu",
+                                  comm=SingleProcess())
         warn = LongRunWarning(warn_hours=warn_hours, skip_steps=1, timed_steps=2, clock=lambda: now[0])
         for step in range(1, 4):
             trainer.state.steps = trainer.state.next_batch = step

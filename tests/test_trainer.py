@@ -165,45 +165,41 @@ def test_time_budget_plans_epochs_and_resume_keeps_the_plan(synthetic, tmp_path)
     assert resumed.try_resume() and resumed.epochs == resumed.state.plan["epochs"]
 
 
+class _BudgetTrainer:
+    """A stand-in trainer with what TimeBudget reads (one process)."""
+
+    def __init__(self):
+        from ferlib.train.distributed import SingleProcess
+
+        self.epochs, self.train_source, self.total, self.comm = 0, [0] * 10, None, SingleProcess()
+        self.state = type("S", (), {"plan": {}, "epoch": 0, "next_batch": 0})()
+
+    def schedule_total_steps(self, n):
+        self.total = n
+
+
 def test_time_budget_arithmetic():
-    """Plan 2: 1 + floor((left - 12 evaluations) / epoch)."""
-    class T:  # a stand-in trainer with what TimeBudget reads
-        epochs, train_source = 0, [0] * 10
-        state = type("S", (), {"plan": {}, "epoch": 0})()
-        total = None
-
-        def schedule_total_steps(self, n):
-            self.total = n
-
-    b = TimeBudget(minutes=10, started=0.0)
-    b.elapsed = lambda: 100.0
-    b._epoch_start = __import__("time").time() - 50.0  # epoch 1 took 50 s
-    t = T()
+    """Plan 2: 1 + floor((left - 12 evaluations) / epoch), on a fake clock."""
+    now = [0.0]
+    b, t = TimeBudget(minutes=10, started=0.0, clock=lambda: now[0]), _BudgetTrainer()
+    now[0] = 50.0
+    b.on_fit_start(t)  # epoch 1 starts at 50 s
+    now[0] = 100.0  # and takes 50 s
     b.on_epoch_end(t, {"epoch": 1, "eval_seconds": 2.0, "images_per_s": 1.0})
     assert t.epochs == 1 + (600 - 100 - 24) // 50 and t.total == t.epochs * 10
+    assert t.state.plan["elapsed_s"] == 100.0
 
 
 def test_time_budget_replans_on_the_median_of_the_last_three_epochs():
     """Epoch 1 was slow (one-off costs): epoch 2's measurement lengthens the plan; later one fast
     epoch does not lengthen it and one slow epoch does not shorten it (the median of the last three
     epochs decides), a second slow one does, and once the last three epochs are fast again the
-    plan grows back."""
-    import time as _time
-
-    class T:
-        epochs, train_source = 0, [0] * 10
-        state = type("S", (), {"plan": {}, "epoch": 0, "next_batch": 0})()
-        total = None
-
-        def schedule_total_steps(self, n):
-            self.total = n
-
-    b, t = TimeBudget(minutes=10, started=0.0), T()
+    plan grows back.  A fake clock: each epoch ends at the elapsed time given."""
+    now = [0.0]
+    b, t = TimeBudget(minutes=10, started=0.0, clock=lambda: now[0]), _BudgetTrainer()
     b.on_fit_start(t)
-    for epoch, elapsed, took in ((1, 100.0, 100.0), (2, 150.0, 50.0), (3, 170.0, 20.0), (4, 270.0, 100.0),
-                                 (5, 370.0, 100.0), (6, 400.0, 30.0), (7, 430.0, 30.0)):
-        b.elapsed = lambda e=elapsed: e
-        b._epoch_start = _time.time() - took
+    for epoch, elapsed in ((1, 100.0), (2, 150.0), (3, 170.0), (4, 270.0), (5, 370.0), (6, 400.0), (7, 430.0)):
+        now[0] = elapsed  # epochs of 100, 50, 20, 100, 100, 30, 30 s
         b.on_epoch_end(t, {"epoch": epoch, "eval_seconds": 1.0, "images_per_s": 1.0})
         if epoch == 1:
             assert t.epochs == 1 + (600 - 100 - 12) // 100 == 5

@@ -27,15 +27,12 @@ import time
 
 
 class Callback:
-    @staticmethod
-    def agree(flag: bool) -> bool:
-        """A per-step decision taken from this process's clock or signals, as all processes take it.
-
-        One process: the flag itself.  Under torchrun (:mod:`ferlib.train.distributed`)
-        a vote -- any rank's True is every rank's -- so all ranks save or stop at the
-        same step.  Called at every step whatever the flag (a collective).
-        """
-        return flag
+    """Hooks of the trainer's loop.  What depends on the number of processes is asked of
+    ``trainer.comm`` (:mod:`ferlib.train.distributed`): a decision taken from this
+    process's clock or signals is ``trainer.comm.any(flag)`` (a vote, called at every
+    step whatever the flag, so all ranks save or stop at the same step), printing and
+    writing are for ``trainer.comm.is_writer``, and a plan is ``trainer.comm.broadcast``'s.
+    """
 
     def on_fit_start(self, trainer) -> None: ...
 
@@ -68,10 +65,9 @@ class SaveOnInterrupt(Callback):
     handler is restored when the run ends, however it ends.
     """
 
-    repeat_interrupts = True  # a second Ctrl-C interrupts at once (False under torchrun, which forwards the first)
-
     def __init__(self):
         self.requested = False
+        self.repeat_interrupts = True  # a second Ctrl-C interrupts at once (not under torchrun, which forwards the first)
         self._previous = None
 
     def on_fit_start(self, trainer) -> None:
@@ -79,6 +75,7 @@ class SaveOnInterrupt(Callback):
         import threading
 
         self.requested = False
+        self.repeat_interrupts = trainer.comm.world_size == 1
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
 
@@ -97,11 +94,11 @@ class SaveOnInterrupt(Callback):
                                   f"run the same command to resume")
 
     def on_step_end(self, trainer) -> None:
-        if self.agree(self.requested):
+        if trainer.comm.any(self.requested):
             self._stop(trainer, at_epoch_end=False)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        if self.agree(self.requested):
+        if trainer.comm.any(self.requested):
             self._stop(trainer, at_epoch_end=True)
 
     def on_fit_end(self, trainer) -> None:
@@ -124,7 +121,7 @@ class MidEpochCheckpoint(Callback):
         s = trainer.state
         due = (self.every_steps and s.steps % self.every_steps == 0) or \
               (time.perf_counter() - self._last > self.interval_s)
-        if self.agree(bool(due)) and s.next_batch < len(trainer.train_source):
+        if trainer.comm.any(bool(due)) and s.next_batch < len(trainer.train_source):
             trainer.save_resume()
             self._last = time.perf_counter()
 
@@ -166,7 +163,7 @@ class LongRunWarning(Callback):
             steps_left = (trainer.epochs - s.epoch) * len(trainer.train_source) - s.next_batch
             eval_s = step_s / 3 * len(trainer.val_source) * (trainer.epochs - s.epoch)
             self.estimate_hours = (steps_left * step_s + eval_s) / 3600
-            if self.estimate_hours > self.warn_hours:
+            if self.estimate_hours > self.warn_hours and trainer.comm.is_writer:  # rank 0 speaks for all
                 print(f"[ferlib] warning: at the measured {step_s:.2f} s per step, {trainer.epochs} epochs of "
                       f"{trainer.name} take about {self.estimate_hours:.1f} hours on {trainer.device}. "
                       f"For a real model in an hour on a CPU use --minutes 60; Ctrl-C stops with a checkpoint.",
@@ -206,12 +203,13 @@ class TimeBudget(Callback):
     RECENT_EPOCHS = 3
 
     def __init__(self, minutes: float, started: float | None = None, calibration_steps: int = 20,
-                 skip_steps: int = 3, final_eval_passes: int = FINAL_EVAL_PASSES):
+                 skip_steps: int = 3, final_eval_passes: int = FINAL_EVAL_PASSES, clock=time.time):
         if not minutes > 0:
             raise ValueError(f"minutes must be > 0, got {minutes!r}")
+        self.clock = clock  # wall-clock seconds (``started`` is on the same clock)
         self.final_eval_passes = int(final_eval_passes)
         self.budget_s = 60.0 * float(minutes)
-        self.started = started if started is not None else time.time()
+        self.started = started if started is not None else clock()
         self.calibration_steps, self.skip_steps = calibration_steps, skip_steps
         self._t = None
         self._epoch_start = None
@@ -219,7 +217,7 @@ class TimeBudget(Callback):
         self._epoch_seconds: list[float] = []  # durations of the whole epochs measured in this process
 
     def elapsed(self) -> float:
-        return time.time() - self.started
+        return self.clock() - self.started
 
     def seconds_left(self) -> float:
         return self.budget_s - self.elapsed()
@@ -229,9 +227,9 @@ class TimeBudget(Callback):
         if plan.get("epochs"):
             trainer.epochs = plan["epochs"]
             self.budget_s = plan["budget_s"]
-            self.started = time.time() - plan.get("elapsed_s", 0.0)  # the clock continues after a resume
+            self.started = self.clock() - plan.get("elapsed_s", 0.0)  # the clock continues after a resume
         self._resumed_mid_epoch = trainer.state.next_batch > 0
-        self._epoch_start = time.time()
+        self._epoch_start = self.clock()
 
     def _set(self, trainer, epochs: int, how: str, **measured) -> None:
         epochs = max(1, int(epochs))
@@ -240,17 +238,31 @@ class TimeBudget(Callback):
         trainer.state.plan = {"budget_s": self.budget_s, "epochs": epochs, "planned_by": how,
                               "elapsed_s": self.elapsed(), **measured}
 
+    def _share(self, trainer) -> None:
+        """Rank 0's plan on every process (``trainer.comm.broadcast``; the plan itself in one process)."""
+        plan = trainer.comm.broadcast(dict(trainer.state.plan))
+        trainer.state.plan = plan
+        if plan.get("epochs") and plan["epochs"] != trainer.epochs:
+            trainer.epochs = plan["epochs"]
+            trainer.schedule_total_steps(plan["epochs"] * len(trainer.train_source))
+
     def on_step_end(self, trainer) -> None:
+        self._plan_from_steps(trainer)
+        s = trainer.state
+        if s.epoch == 0 and s.steps == self.skip_steps + self.calibration_steps:  # where every process may plan
+            self._share(trainer)
+
+    def _plan_from_steps(self, trainer) -> None:
         s = trainer.state
         if s.epoch != 0 or trainer.state.plan.get("planned_by", "calibration") != "calibration":
             trainer.state.plan["elapsed_s"] = self.elapsed()
             return
         if s.steps == self.skip_steps:
             trainer.sync()
-            self._t = time.perf_counter()
+            self._t = self.clock()
         elif s.steps == self.skip_steps + self.calibration_steps and self._t is not None:
             trainer.sync()
-            step_s = (time.perf_counter() - self._t) / self.calibration_steps
+            step_s = (self.clock() - self._t) / self.calibration_steps
             n_batches = len(trainer.train_source)
             eval_s = trainer.val_source.num_samples / trainer.train_source.batch_size * step_s / 3
             epoch_s = n_batches * step_s + eval_s
@@ -260,7 +272,11 @@ class TimeBudget(Callback):
                       images_per_s=trainer.train_source.batch_size / step_s)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        now = time.time()
+        self._plan_from_epoch(trainer, record)
+        self._share(trainer)
+
+    def _plan_from_epoch(self, trainer, record: dict) -> None:
+        now = self.clock()
         epoch, how = record["epoch"], trainer.state.plan.get("planned_by")
         # Epochs 1 and 2 plan in either direction: epoch 1 carries one-off costs (kernel choice,
         # first allocations) and a machine loaded by another job for a while; epoch 2 is the first
@@ -290,7 +306,7 @@ class TimeBudget(Callback):
 
 class ProgressBar(Callback):
     def __init__(self, name: str, budget: TimeBudget | None = None):
-        self.name, self.budget, self.bar = name, budget, None
+        self.name, self.budget, self.bar, self.quiet = name, budget, None, False
 
     def _open(self, trainer, initial: int) -> None:
         from tqdm.auto import tqdm
@@ -300,9 +316,13 @@ class ProgressBar(Callback):
                         desc=f"{self.name} epoch {s.epoch + 1}/{trainer.epochs}")
 
     def on_fit_start(self, trainer) -> None:
-        self._open(trainer, trainer.state.next_batch)
+        self.quiet = not trainer.comm.is_writer  # rank 0 speaks for all
+        if not self.quiet:
+            self._open(trainer, trainer.state.next_batch)
 
     def on_step_end(self, trainer) -> None:
+        if self.quiet:
+            return
         if self.bar is None:
             self._open(trainer, trainer.state.next_batch - 1)
         self.bar.update(1)
@@ -314,6 +334,8 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.quiet:
+            return
         lr, val_loss = record["lr"], record.get("val_loss")
         loss = f"  loss {val_loss:.4f}" if val_loss is not None else ""
         note = f"  [{record['protocol']}]" if record.get("protocol") else ""

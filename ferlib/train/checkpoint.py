@@ -108,10 +108,10 @@ class LoadedModel:
         ``logits`` is None for a model without a softmax head.
         """
         from ..evaluate.metrics import predict
+        from .precision import autocast_dtype
         from .validation import predict_embeddings
 
-        precision = precision or self.meta.get("precision", "fp32")
-        dtype = torch.bfloat16 if precision == "bf16" else None
+        dtype = autocast_dtype(precision or self.meta.get("precision", "fp32"))
         source = self.eval_source(pixels, batch_size=batch_size)
         if not self.has_softmax_head:
             return None, predict_embeddings(self.model, source, autocast_dtype=dtype)[0]

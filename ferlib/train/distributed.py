@@ -39,15 +39,18 @@ Decisions (the README's "More than one GPU" says the same):
   step-pre-hook).  Triplet losses mine within each rank's ``batch / world`` slice
   (fewer candidate triplets per batch than one process would see; the balanced
   sampler's class balance holds for the global batch, not for each slice).
-* **Validation and decisions.**  Rank 0 evaluates PublicTest and broadcasts what it
-  measured (:class:`RankZeroValidator`), so selection, early stopping and the DNNRL
+* **Validation and decisions.**  One object says what differs between processes:
+  the trainer's ``comm`` (:class:`SingleProcess` in one process, :class:`TorchrunComm`
+  inside :func:`session`), with votes (``any`` / ``all``), ``sum``, ``broadcast`` of
+  rank 0's object, ``barrier`` and ``is_writer``.  Rank 0 evaluates PublicTest and
+  the trainer broadcasts what it measured, so selection, early stopping and the DNNRL
   protocol decide the same on every rank; the loss sums of the epoch are summed over
   the ranks before they are recorded.  Decisions taken from a clock or a signal
-  (mid-epoch checkpoints every S seconds, Ctrl-C) are a vote at each step
-  (:func:`agree_any`: any rank's yes holds for all), and the wall-clock budget's plan
-  is rank 0's, broadcast (:class:`SharedPlan`).  torchrun forwards the terminal's
-  Ctrl-C to every process, so there a second SIGINT is the same Ctrl-C, not a request
-  to stop at once (torchrun kills what has not stopped after its shutdown timeout).
+  (mid-epoch checkpoints every S seconds, Ctrl-C) are a vote at each step (any rank's
+  yes holds for all), and the wall-clock budget's plan is rank 0's, broadcast at each
+  point where it may plan.  torchrun forwards the terminal's Ctrl-C to every process,
+  so there a second SIGINT is the same Ctrl-C, not a request to stop at once (torchrun
+  kills what has not stopped after its shutdown timeout).
 * **Files.**  Rank 0 alone writes checkpoints and the results file; every rank reads
   ``latest.pt`` when torchrun restarts them (``--max-restarts``) or the command is run
   again, so all resume at the same global batch.  The position is a global batch
@@ -69,11 +72,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import UsageError
-from .callbacks import Callback
 
-__all__ = ["ProcessGroup", "launched_by_torchrun", "world_size_from_env", "session", "current", "is_main_process",
-           "check_global_batch", "barrier", "agree_any", "broadcast_from_main", "sum_over_ranks", "DistributedModel",
-           "DistributedCriterion", "RankZeroValidator", "SharedPlan", "unwrap", "distribute"]
+__all__ = ["ProcessGroup", "SingleProcess", "TorchrunComm", "current_comm", "launched_by_torchrun",
+           "world_size_from_env", "session", "current", "is_main_process", "check_global_batch", "barrier",
+           "agree_any", "broadcast_from_main", "sum_over_ranks", "DistributedModel", "DistributedCriterion", "unwrap",
+           "distribute"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,90 @@ class ProcessGroup:
                 "launcher": "torchrun"}
 
 
+class SingleProcess:
+    """The communication of a one-process run: every collective is the value itself.
+
+    The trainer holds one (``trainer.comm``) and callbacks consult it for what depends
+    on the number of processes; :class:`TorchrunComm` has the same methods over
+    torchrun's group.  ``is_writer``: this process evaluates PublicTest, writes
+    checkpoints and results, and prints.
+    """
+
+    rank, world_size, is_writer = 0, 1, True
+
+    def any(self, flag: bool) -> bool:
+        """True when ``flag`` is True on any process (a vote: every process calls it at the same point)."""
+        return bool(flag)
+
+    def all(self, flag: bool) -> bool:
+        """True when ``flag`` is True on every process."""
+        return bool(flag)
+
+    def sum(self, values: list) -> list:
+        """Each value (a tensor or a float) summed over the processes, in one all-reduce."""
+        return list(values)
+
+    def broadcast(self, obj):
+        """The writer's ``obj`` (any picklable object) on every process."""
+        return obj
+
+    def barrier(self) -> None:
+        """Wait until every process gets here."""
+
+    def describe(self) -> dict:
+        return {"world_size": 1}
+
+
+class TorchrunComm(SingleProcess):
+    """:class:`SingleProcess`'s methods over a joined torchrun group (rank 0 writes).
+
+    Votes, broadcasts and barriers run on the gloo control group (host-side values);
+    :meth:`sum` runs on the default group (tensors stay on the rank's device).
+    """
+
+    def __init__(self, group: ProcessGroup):
+        self.group = group
+        self.rank, self.world_size, self.is_writer = group.rank, group.world_size, group.rank == 0
+
+    def _vote(self, flag: bool, op) -> bool:
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        dist.all_reduce(t, op=op, group=self.group.control)
+        return bool(t.item())
+
+    def any(self, flag: bool) -> bool:
+        return self._vote(flag, dist.ReduceOp.MAX)
+
+    def all(self, flag: bool) -> bool:
+        return self._vote(flag, dist.ReduceOp.MIN)
+
+    def sum(self, values: list) -> list:
+        values = list(values)
+        if not values:
+            return values
+        device = next((v.device for v in values if torch.is_tensor(v)), self.group.device)
+        packed = torch.stack([torch.as_tensor(v, device=device).double().reshape(()) for v in values])
+        dist.all_reduce(packed)
+        return [packed[i] if torch.is_tensor(v) else float(packed[i]) for i, v in enumerate(values)]
+
+    def broadcast(self, obj):
+        box = [obj if self.is_writer else None]
+        dist.broadcast_object_list(box, src=0, group=self.group.control)
+        return box[0]
+
+    def barrier(self) -> None:
+        dist.barrier(group=self.group.control)
+
+    def describe(self) -> dict:
+        return self.group.describe()
+
+
 _CURRENT: ProcessGroup | None = None
+_COMM: SingleProcess = SingleProcess()
+
+
+def current_comm() -> SingleProcess:
+    """The communication of this process: the joined group's (:func:`session`), else :class:`SingleProcess`."""
+    return _COMM
 
 
 def world_size_from_env() -> int:
@@ -117,7 +203,7 @@ def current() -> ProcessGroup | None:
 
 def is_main_process() -> bool:
     """Rank 0 of a torchrun job, or the only process: the one that writes files and prints."""
-    return _CURRENT is None or _CURRENT.rank == 0
+    return _COMM.is_writer
 
 
 def check_global_batch(batch_size: int, world_size: int) -> None:
@@ -145,10 +231,13 @@ def _rank_device(device: torch.device, local_rank: int) -> torch.device:
 def session(device: torch.device, *, sync_bn: bool = False):
     """Join torchrun's process group for the ``with`` block; yields this rank's device.
 
-    Without torchrun it yields ``device`` unchanged and does nothing else.  The group
-    is left with :func:`torch.distributed.destroy_process_group` however the block ends.
+    Without torchrun it yields ``device`` unchanged and does nothing else.  Inside the
+    block :func:`current_comm` is the group's :class:`TorchrunComm`.  The group is left
+    with :func:`torch.distributed.destroy_process_group`; a block that ends normally
+    first waits at a barrier for every rank, so that all ranks leave together (see
+    :func:`_leave`).
     """
-    global _CURRENT
+    global _CURRENT, _COMM
     if not launched_by_torchrun():
         if sync_bn:
             raise UsageError("--sync-bn synchronises BatchNorm across processes, but this is a single process",
@@ -164,46 +253,61 @@ def session(device: torch.device, *, sync_bn: bool = False):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, **({"device_id": device} if device.type == "cuda" else {}))
+    together = False
     try:
         control = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
         _CURRENT = ProcessGroup(rank, local_rank, world, backend, device, control, sync_bn)
+        _COMM = TorchrunComm(_CURRENT)
         yield device
+        together = True
     finally:
-        _CURRENT = None
+        _leave(_COMM, together)
+        _CURRENT, _COMM = None, SingleProcess()
+
+
+def _leave(comm: SingleProcess, together: bool) -> None:
+    """Leave the group: after a barrier when the block ended normally on this rank, then destroy it.
+
+    Why the barrier: torch's DistributedDataParallel keeps the gloo backend alive after
+    :func:`torch.distributed.destroy_process_group` (its worker threads run on until the
+    process exits), and a gloo worker thread drops its reference to the last operation
+    (and to that operation's tensors) only after the waiting process has moved on.  A
+    rank that left straight after its last all-reduce -- rank 1, while rank 0 evaluated
+    and wrote the results -- could reach interpreter shutdown before that thread had
+    let go on a loaded machine; freeing a tensor that Python created then needs the
+    interpreter, which is gone: ``terminate called without an active exception``
+    (SIGABRT).  At the barrier every rank waits until rank 0 is done, the worker
+    threads finish with the earlier operations meanwhile, and the barrier itself holds
+    no tensors.  After an exception (another rank may never arrive) there is no barrier.
+    """
+    try:
+        if together:
+            comm.barrier()
+    finally:
         dist.destroy_process_group()
 
 
-# -- small collectives ------------------------------------------------------------------------
+# -- small collectives (the current comm's, for callers without a trainer) ----------------------
 def agree_any(flag: bool) -> bool:
-    """True on every rank when it is True on any (a host-side vote over the gloo control group)."""
-    if _CURRENT is None:
-        return bool(flag)
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_CURRENT.control)
-    return bool(t.item())
+    """True on every rank when it is True on any: :meth:`current_comm().any <SingleProcess.any>`."""
+    return _COMM.any(flag)
 
 
 def barrier() -> None:
-    """Wait for every rank (:func:`torch.distributed.barrier` on the control group); nothing in one process."""
-    if _CURRENT is not None:
-        dist.barrier(group=_CURRENT.control)
+    """Wait for every rank (the control group's barrier); nothing in one process."""
+    _COMM.barrier()
 
 
 def broadcast_from_main(obj):
-    """Rank 0's ``obj`` on every rank (picklable objects; :func:`torch.distributed.broadcast_object_list`)."""
-    if _CURRENT is None:
-        return obj
-    box = [obj if _CURRENT.rank == 0 else None]
-    dist.broadcast_object_list(box, src=0, group=_CURRENT.control)
-    return box[0]
+    """Rank 0's ``obj`` on every rank (picklable objects)."""
+    return _COMM.broadcast(obj)
 
 
 def sum_over_ranks(loss: torch.Tensor, terms: dict) -> tuple[torch.Tensor, dict]:
-    """The trainer's running loss sums (device tensors) summed over the ranks: one all-reduce."""
+    """The trainer's running loss sums summed over the ranks (one all-reduce); kept for ``Trainer(reduce_sums=)``."""
     names = sorted(terms)
-    packed = torch.stack([loss.double().reshape(())] + [terms[k].double().reshape(()) for k in names])
-    dist.all_reduce(packed)
-    return packed[0], {k: packed[i + 1] for i, k in enumerate(names)}
+    summed = _COMM.sum([loss] + [terms[k] for k in names])
+    return summed[0], dict(zip(names, summed[1:]))
 
 
 def _all_gather_rows(t: torch.Tensor) -> torch.Tensor:
@@ -314,65 +418,6 @@ class DistributedCriterion(nn.Module):
             return getattr(self._modules["criterion"], name)
 
 
-class RankZeroValidator:
-    """Rank 0 measures PublicTest with the wrapped validator; every rank gets rank 0's numbers.
-
-    The other ranks wait in the broadcast meanwhile; selection, early stopping and the
-    protocol's rules then see the same record everywhere.
-    """
-
-    def __init__(self, validator):
-        self.validator = validator
-
-    def __call__(self, model, val_source, autocast_dtype=None) -> dict:
-        measured = self.validator(model, val_source, autocast_dtype) if is_main_process() else None
-        return broadcast_from_main(measured)
-
-    def describe(self) -> dict:
-        return self.validator.describe()
-
-    def __getattr__(self, name):
-        return getattr(self.validator, name)
-
-
-class SharedPlan(Callback):
-    """A :class:`~ferlib.train.callbacks.TimeBudget` whose plan is rank 0's on every rank.
-
-    The budget plans from timings, which differ a little between processes; after each
-    point where it may plan (the calibration step of epoch 1, each epoch's end) rank
-    0's plan and epoch count are broadcast, and the schedule follows them.
-    """
-
-    def __init__(self, budget):
-        self.budget = budget
-
-    def __getattr__(self, name):  # seconds_left, budget_s, ... (the progress bar reads them)
-        return getattr(self.__dict__["budget"], name)
-
-    def _share(self, trainer) -> None:
-        plan = broadcast_from_main(dict(trainer.state.plan))
-        trainer.state.plan = plan
-        if plan.get("epochs") and plan["epochs"] != trainer.epochs:
-            trainer.epochs = plan["epochs"]
-            trainer.schedule_total_steps(plan["epochs"] * len(trainer.train_source))
-
-    def on_fit_start(self, trainer) -> None:
-        self.budget.on_fit_start(trainer)
-
-    def on_step_end(self, trainer) -> None:
-        self.budget.on_step_end(trainer)
-        s = trainer.state
-        if s.epoch == 0 and s.steps == self.budget.skip_steps + self.budget.calibration_steps:
-            self._share(trainer)
-
-    def on_epoch_end(self, trainer, record: dict) -> None:
-        self.budget.on_epoch_end(trainer, record)
-        self._share(trainer)
-
-    def on_fit_end(self, trainer) -> None:
-        self.budget.on_fit_end(trainer)
-
-
 def unwrap(module):
     """The plain model or criterion inside a :class:`DistributedModel` / :class:`DistributedCriterion`."""
     if isinstance(module, DistributedModel):
@@ -401,9 +446,12 @@ def distribute(group: ProcessGroup, *, model: nn.Module, criterion: nn.Module, o
     model from the same seed, and DistributedDataParallel broadcasts rank 0's weights
     besides; then the global RNG is re-seeded per rank, so dropout draws differ across
     the ranks' slices, as they would across one process's batch.
-    """
-    from .callbacks import LongRunWarning, MidEpochCheckpoint, ProgressBar, SaveOnInterrupt, TimeBudget
 
+    The validator and the callbacks come back as they were given: what differs between
+    processes (rank 0 evaluates and writes, votes, rank 0's plan) is the trainer's
+    ``comm`` (:func:`current_comm`, a :class:`TorchrunComm` inside :func:`session`),
+    which they consult.
+    """
     if group.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = DistributedModel(model, group.device)
@@ -412,13 +460,4 @@ def distribute(group: ProcessGroup, *, model: nn.Module, criterion: nn.Module, o
         optimizer.register_step_pre_hook(_average_criterion_grads(own))
     criterion = DistributedCriterion(criterion)
     torch.manual_seed(seed * 1_000_003 + group.rank)
-    wrapped = []
-    for cb in callbacks:
-        if isinstance(cb, (ProgressBar, LongRunWarning)) and group.rank != 0:
-            continue  # they only print: rank 0 speaks for all
-        if isinstance(cb, (MidEpochCheckpoint, SaveOnInterrupt)):
-            cb.agree = agree_any
-        if isinstance(cb, SaveOnInterrupt):
-            cb.repeat_interrupts = False  # torchrun forwards the terminal's Ctrl-C: the second SIGINT is the same one
-        wrapped.append(SharedPlan(cb) if isinstance(cb, TimeBudget) else cb)
-    return model, criterion, RankZeroValidator(validator), wrapped
+    return model, criterion, validator, list(callbacks)

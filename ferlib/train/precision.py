@@ -53,8 +53,20 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
 
 
-def autocast_dtype(precision: str):
+def autocast_dtype(precision: str | None) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision: ``torch.bfloat16`` for ``"bf16"``, None (float32) otherwise.
+
+    The one place in ferlib that maps a precision name to a dtype.
+    """
     return torch.bfloat16 if precision == "bf16" else None
+
+
+def autocast(precision: str | None, device: torch.device):
+    """The training forward's context: ``torch.autocast`` in :func:`autocast_dtype`, or nothing for float32."""
+    dtype = autocast_dtype(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,6 @@ state after each step (``after_step``: the center rule) and follow the learning 
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,8 @@ import torch
 from ..evaluate.metrics import predict
 from .callbacks import TrainingInterrupted  # noqa: F401  (re-exported: tests and demos catch it)
 from .checkpoint import load_checkpoint_dict, prune_epoch_checkpoints, save_atomic, state_dict_cpu
+from .distributed import current_comm
+from .precision import autocast, autocast_dtype
 from .validation import SoftmaxValidator
 
 KEEP_LAST = 5
@@ -65,8 +66,8 @@ class RunningSums:
 
     ``loss_sum`` / ``term_sums``: the sums restored from a checkpoint (already over
     every process); the device sums count this process's steps since then, and
-    :meth:`as_floats` adds them up -- summed over the processes first by ``reduce``
-    (:func:`ferlib.train.distributed.sum_over_ranks`) under torchrun.
+    :meth:`as_floats` adds them up -- summed over the processes first by the
+    trainer's ``comm`` (one all-reduce under torchrun).
     """
 
     def __init__(self, device, loss_sum: float = 0.0, term_sums: dict | None = None):
@@ -81,9 +82,11 @@ class RunningSums:
             value = torch.as_tensor(value, device=self.device).double() * n
             self.terms[name] = self.terms[name] + value if name in self.terms else value
 
-    def as_floats(self, reduce=None) -> tuple[float, dict]:
-        loss, terms = reduce(self.loss, self.terms) if reduce is not None else (self.loss, self.terms)
-        return self.base_loss + float(loss), {k: self.base_terms.get(k, 0.0) + float(v) for k, v in terms.items()}
+    def as_floats(self, comm) -> tuple[float, dict]:
+        names = sorted(self.terms)
+        loss, *terms = comm.sum([self.loss] + [self.terms[k] for k in names])
+        return (self.base_loss + float(loss),
+                {k: self.base_terms.get(k, 0.0) + float(v) for k, v in zip(names, terms)})
 
 
 class Trainer:
@@ -96,17 +99,22 @@ class Trainer:
     ``select_on`` is ``"accuracy"`` or ``"loss"`` (the validator's loss).
     ``train_forward`` replaces ``model.forward_with_features`` in the training step
     (:class:`~ferlib.train.precision.CompiledTrainingForward` for ``--compile``).
-    Under torchrun (:mod:`ferlib.train.distributed`) only the process with
-    ``writes_checkpoints`` writes files, and ``reduce_sums`` sums the epoch's loss
-    sums over the processes (a collective: every process calls :meth:`sync` at the
-    same steps, and :meth:`save_resume` too, whether or not it writes).
+    ``comm`` (default :func:`~ferlib.train.distributed.current_comm`: the joined
+    torchrun group's, else one process's) is what differs between processes: only
+    ``comm.is_writer`` (rank 0) evaluates PublicTest -- the others get its numbers --
+    and writes files, and the epoch's loss sums are ``comm.sum``'s (a collective: every
+    process calls :meth:`sync` at the same steps, and :meth:`save_resume` too, whether
+    or not it writes).  ``writes_checkpoints`` / ``reduce_sums`` are the older spelling,
+    still accepted: ``writes_checkpoints`` must agree with ``comm.is_writer``, and the
+    sums are the comm's.
     """
 
     def __init__(self, *, model, criterion, optimizer, schedule, train_source, val_source, run_dir,
                  epochs: int, precision: str = "fp32", identity: dict | None = None,
                  describe_model: Callable[[], dict] = dict, callbacks=(), early_stopping_patience: int | None = None,
                  validator=None, select_on: str = "accuracy", name: str = "run", log: bool = True,
-                 writes_checkpoints: bool = True, reduce_sums=None, train_forward: Callable | None = None):
+                 comm=None, writes_checkpoints: bool | None = None, reduce_sums=None,
+                 train_forward: Callable | None = None):
         if select_on not in SELECT_ON:
             raise ValueError(f"select_on must be one of {SELECT_ON}, got {select_on!r}")
         self.model, self.criterion, self.optimizer, self.schedule = model, criterion, optimizer, schedule
@@ -120,7 +128,10 @@ class Trainer:
         self.describe_model = describe_model
         self.callbacks = list(callbacks)
         self.early_stopping_patience = early_stopping_patience
-        self.writes_checkpoints, self.reduce_sums = writes_checkpoints, reduce_sums
+        self.comm = comm if comm is not None else current_comm()
+        if writes_checkpoints is not None and bool(writes_checkpoints) != self.comm.is_writer:
+            raise ValueError(f"writes_checkpoints={writes_checkpoints} but this process is "
+                             f"{'' if self.comm.is_writer else 'not '}the writer of its comm (rank {self.comm.rank})")
         self.train_forward = train_forward  # None: model.forward_with_features (else e.g. a compiled one)
         self.device = train_source.device
         self.state = RunState()
@@ -128,10 +139,12 @@ class Trainer:
         self._t0 = time.perf_counter()
 
     # -- the loop -------------------------------------------------------------------------
+    @property
+    def writes_checkpoints(self) -> bool:
+        return self.comm.is_writer
+
     def autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.precision, self.device)
 
     def train_epoch(self) -> None:
         s, model, crit, opt = self.state, self.model, self.criterion, self.optimizer
@@ -189,7 +202,7 @@ class Trainer:
         now = time.perf_counter()
         self.state.train_seconds += now - self._t0
         self._t0 = now
-        self.state.loss_sum, self.state.term_sums = self.sums.as_floats(self.reduce_sums)
+        self.state.loss_sum, self.state.term_sums = self.sums.as_floats(self.comm)
 
     def schedule_total_steps(self, total: int) -> None:
         if hasattr(self.schedule, "set_total_steps"):
@@ -198,7 +211,7 @@ class Trainer:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return torch.bfloat16 if self.precision == "bf16" else None
+        return autocast_dtype(self.precision)
 
     def evaluate(self, source) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels of an in-order source (PrivateTest only after training)."""
@@ -219,7 +232,8 @@ class Trainer:
         epoch, n = s.epoch + 1, min(src.num_samples, len(src) * src.batch_size)  # images per epoch (drop_last)
         seconds = s.train_seconds - sum(h["train_seconds"] for h in s.history)
         t = time.perf_counter()
-        measured = self.validator(self.model, self.val_source, self.autocast_dtype)
+        measured = self.comm.broadcast(  # rank 0 measures; every process gets its numbers
+            self.validator(self.model, self.val_source, self.autocast_dtype) if self.comm.is_writer else None)
         val_acc, val_loss = measured["accuracy"], measured["loss"]
         record = {"epoch": epoch, "train_loss": s.loss_sum / n,
                   "train_terms": {k: v / n for k, v in s.term_sums.items()},
