@@ -1,0 +1,180 @@
+"""Every ``python -m ferlib`` command runs once for real and writes what it says.
+
+In-process (``ferlib.commands.main``) on the embedded synthetic faces (no FER-2013 anywhere:
+FERLIB_DATA_DIR unset, an empty working folder, the checkout's ``data/`` hidden), on the
+CPU in fp32, with results and runs under a temporary folder.  One quick
+``tiny-densenet-demo`` run is trained once and reused by export, predict and ensemble.
+The list of commands is read from the parser: a new command without a test here fails
+:func:`test_every_command_has_a_test`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from ferlib.commands import build_parser, main
+
+pytestmark = pytest.mark.slow  # trains a model and runs each command (about a minute on 2 busy cores)
+
+RECIPE = "tiny-densenet-demo"
+CPU = ["--device", "cpu"]
+
+
+def parser_commands() -> set[str]:
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(sub.choices)
+
+
+def use_world(mp: pytest.MonkeyPatch, root: Path) -> None:
+    """Results, runs and the cache under ``root``; no real data can be found; cwd = ``root``."""
+    mp.setenv("FERLIB_RESULTS_DIR", str(root / "results"))
+    mp.setenv("FERLIB_RUNS_DIR", str(root / "runs"))
+    mp.setenv("FERLIB_CACHE_DIR", str(root / "cache"))
+    mp.delenv("FERLIB_DATA_DIR", raising=False)
+    mp.delenv("FERLIB_PROFILE", raising=False)
+    mp.setattr("ferlib.paths.kit_root", lambda: root / "no-kit")  # a checkout's data/ must not leak in
+    mp.chdir(root)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One quick training run by ``train`` (its return code, printed output and run folder)."""
+    root = tmp_path_factory.mktemp("cli")
+    with pytest.MonkeyPatch.context() as mp:
+        use_world(mp, root)
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            rc = main(["train", RECIPE, "--quiet", "--precision", "fp32", *CPU])
+        finally:
+            torch.set_num_threads(n)
+    return root, rc
+
+
+@pytest.fixture
+def here(world, monkeypatch):
+    root, rc = world
+    use_world(monkeypatch, root)
+    return root
+
+
+def run_dir(root: Path) -> Path:
+    return root / "runs" / f"{RECIPE}-quick-synthetic-seed0"
+
+
+# -- the commands --------------------------------------------------------------------------------
+def check_data(root, capsys):
+    assert main(["data", "summary", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["synthetic"] is True and out["source"] == "synthetic"
+    assert set(out["splits"]) == {"Training", "PublicTest", "PrivateTest"} and all(out["splits"].values())
+    assert sum(out["splits"].values()) == out["rows"]
+
+
+def check_recipes(root, capsys):
+    from ferlib.train.recipes import RECIPES
+
+    assert main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["recipe", "paper"]
+    assert sorted(line.split()[0] for line in lines[1:] if line.strip()) == sorted(RECIPES)
+
+
+def check_train(root, capsys):
+    results = json.loads((root / "results" / "local" / "quick" / f"{RECIPE}-synthetic.json").read_text())
+    assert results["recipe"] == RECIPE and results["synthetic"] is True and results["profile"] == "quick"
+    assert results["epochs_run"] == len(results["history"]) == 2
+    for split in ("PublicTest", "PrivateTest"):
+        assert 0 <= results["metrics"][split]["accuracy"] <= 1
+    for f in ("best.pt", "latest.pt"):
+        assert (run_dir(root) / f).is_file(), f
+
+
+def check_export(root, capsys):
+    from ferlib.data.synthetic import make_synthetic_faces
+    from ferlib.train.checkpoint import load_checkpoint_dict, load_model
+
+    out = root / "exported.pt"
+    assert main(["export", str(run_dir(root)), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "float16" in printed
+    assert "SYNTHETIC" in printed and "same prediction" in printed
+    ckpt = load_checkpoint_dict(out)
+    assert {t.dtype for t in ckpt["model"].values() if t.is_floating_point()} == {torch.float16}
+    assert load_model(out).predict_proba(make_synthetic_faces(n_per_class=3).pixels[:5]).shape == (5, 7)
+    assert main(["export", str(run_dir(root)), str(out)]) == 2  # never overwrites without --overwrite
+
+
+def check_predict(root, capsys):
+    from PIL import Image
+    from skimage import data
+
+    photo = root / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    assert main(["predict", str(photo), "--model", str(run_dir(root)), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (face,) = out["faces"][str(photo)]
+    assert face["label"] in face["probabilities"] and len(face["probabilities"]) == 7
+    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
+    x, y, w, h = face["box"]
+    assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200  # the astronaut's face, upper middle
+    assert out["no_face"] == []
+
+
+def check_ensemble(root, capsys):
+    before = set((root / "results").rglob("*.json"))
+    assert main(["ensemble", str(run_dir(root)), str(run_dir(root)), "--method", "mean", "--quiet"]) == 0
+    (written,) = set((root / "results").rglob("*.json")) - before
+    assert "ensembles" in written.parts and written.name.endswith("--mean.json")
+    r = json.loads(written.read_text())
+    assert r["kind"] == "ensemble" and r["method"] == "mean" and r["weights"] == pytest.approx([0.5, 0.5])
+    assert r["synthetic"] is True and r["profile"] == "quick" and "git_sha" in r["provenance"]
+    for split in ("PublicTest", "PrivateTest"):  # two copies of one model: the ensemble is that model
+        assert r["metrics"][split]["accuracy"] == pytest.approx(r["best_member"][split])
+
+
+def check_reproduce(root, capsys):
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert main(["reproduce", RECIPE, "--dry-run", *CPU]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("plan: ") and "quick profile, on cpu" in out and "SYNTHETIC" in out
+    # train made this row: skipped; (were the code edited since: planned again, with a measured time)
+    assert re.search(rf"^{RECIPE}\s+(-\s+-\s+-\s+0 s\s+skipped|2\s+\d+\s+\d+\s+[\d.]+ (s|min|h)\b)", out, re.M), out
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # a dry run writes nothing
+
+
+CHECKS = {"data": check_data, "recipes": check_recipes, "train": check_train, "export": check_export,
+          "predict": check_predict, "ensemble": check_ensemble, "reproduce": check_reproduce}
+
+
+def test_every_command_has_a_test(capsys):
+    """The parser's commands are exactly the ones checked here, and ``--help`` lists each of them."""
+    assert parser_commands() == set(CHECKS)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    listed = text[text.index("{"):text.index("}") + 1]  # argparse's "{data,train,...}" line
+    assert set(listed.strip("{}").split(",")) == set(CHECKS)
+
+
+def test_train_returns_0(world):
+    assert world[1] == 0
+
+
+@pytest.mark.parametrize("command", list(CHECKS))
+def test_command(command, here, capsys):
+    if world_failed(here):
+        pytest.fail("the training run the other commands use failed (see test_train_returns_0)")
+    CHECKS[command](here, capsys)
+
+
+def world_failed(root: Path) -> bool:
+    return not (run_dir(root) / "best.pt").is_file()
