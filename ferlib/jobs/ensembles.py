@@ -36,7 +36,7 @@ from .. import paths, provenance
 from ..errors import UsageError
 from ..evaluate import ensemble as ens
 from ..train.runs import OWN_RESULTS
-from ..evaluate.tta import TTA_MODES, check_mode, tencrop_margin, tta_probabilities, views_per_image
+from ..evaluate.tta import TTA_MODES, check_mode, tencrop_margin, views_per_image
 
 SPLITS = (ens.FIT_SPLIT, ens.TEST_SPLIT)
 
@@ -200,29 +200,29 @@ def evaluation_splits(dataset, eval_per_class: int | None = None, seed: int = 0)
 
 def member_probabilities(member: Member, splits: dict, *, tta: str = "none", device="cpu",
                          batch_size: int = 256) -> tuple[dict, dict]:
-    """The member's probabilities on each split (mean over its checkpoints and TTA views), and seconds per split."""
+    """The member's probabilities on each split -- the mean over its checkpoints and TTA views, by
+    :func:`ferlib.evaluate.ensemble.mean_softmax` (the last-k ensemble's one home) -- and seconds per split."""
     import torch
 
-    from ..train.checkpoint import load_model
+    from ..train.checkpoint import load_checkpoint_dict, load_model
+    from ..train.precision import autocast_dtype
 
     check_mode(tta)
-    probs = {s: 0.0 for s in splits}
-    seconds = {s: 0.0 for s in splits}
-    for path in member.checkpoints:
-        loaded = load_model(path, device=device)
-        if not getattr(loaded, "has_softmax_head", True):
-            raise EnsembleError(f"{member.name}: {path.name} has no softmax head (an embedding read out by k-NN); "
-                                f"a probability ensemble needs members with a classifier")
-        dtype = torch.bfloat16 if loaded.meta.get("precision") == "bf16" else None
-        margin = tencrop_margin(loaded.augment)
-        for split, ds in splits.items():
-            t = time.perf_counter()
-            source = loaded.eval_source(ds.pixels, ds.labels, batch_size=batch_size)
-            p, _ = tta_probabilities(loaded.model, source, tta, margin=margin, autocast_dtype=dtype)
-            if loaded.device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds[split] += time.perf_counter() - t
-            probs[split] = probs[split] + p.double().numpy() / len(member.checkpoints)
+    loaded = load_model(member.checkpoints[-1], device=device)  # architecture, normaliser, evaluation transform
+    if not getattr(loaded, "has_softmax_head", True):
+        raise EnsembleError(f"{member.name}: {member.checkpoints[-1].name} has no softmax head (an embedding read "
+                            f"out by k-NN); a probability ensemble needs members with a classifier")
+    weights = [load_checkpoint_dict(p)["model"] for p in member.checkpoints]
+    dtype = autocast_dtype(loaded.meta.get("precision"))
+    probs, seconds = {}, {}
+    for split, ds in splits.items():
+        t = time.perf_counter()
+        source = loaded.eval_source(ds.pixels, ds.labels, batch_size=batch_size)
+        probs[split] = ens.mean_softmax(loaded.model, weights, {split: source}, autocast_dtype=dtype, tta=tta,
+                                        margin=tencrop_margin(loaded.augment))[split].astype(np.float64)
+        if loaded.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds[split] = time.perf_counter() - t
     return probs, seconds
 
 

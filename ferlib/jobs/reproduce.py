@@ -558,15 +558,12 @@ def measure_images_per_s(recipe, dataset, *, profile: str, device, precision: st
 
 def expected_seconds(recipe, sizes: dict, images_per_s: float, profile: str, startup_s: float) -> float:
     """Epochs x (training + one PublicTest pass) + final evaluation + start-up; see the module docstring."""
-    from ..train.callbacks import TimeBudget
+    from ..train.build import final_eval_passes
 
     epochs = recipe.budget(profile).epochs
     train_s = sizes["train"] / images_per_s
     eval_pass_s = sizes["val"] / images_per_s / 3  # a forward pass: a third of a training step per image
-    passes = TimeBudget.FINAL_EVAL_PASSES if recipe.classifier == "softmax" else 0
-    if recipe.uses_knn:
-        passes += math.ceil((sizes["train"] + sizes["val"] + sizes["test"]) / max(1, sizes["val"]))
-    return epochs * (train_s + eval_pass_s) + passes * eval_pass_s + startup_s
+    return epochs * (train_s + eval_pass_s) + final_eval_passes(recipe, sizes) * eval_pass_s + startup_s
 
 
 def fmt_duration(seconds: float) -> str:

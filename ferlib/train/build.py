@@ -91,6 +91,16 @@ def build_optimizer(recipe: Recipe, model, criterion, device: torch.device) -> t
         return make(recipe, groups)
 
 
+def final_eval_passes(recipe: Recipe, sizes: dict) -> int:
+    """The final evaluation's cost in PublicTest-sized forward passes (what a budget must leave time for):
+    a softmax head's selected epoch and last-five ensemble on PublicTest and PrivateTest
+    (``TimeBudget.FINAL_EVAL_PASSES``), and for a k-NN readout the embedding of all three splits."""
+    passes = TimeBudget.FINAL_EVAL_PASSES if recipe.classifier == "softmax" else 0
+    if recipe.uses_knn:
+        passes += math.ceil((sizes["train"] + sizes["val"] + sizes["test"]) / max(1, sizes["val"]))
+    return passes
+
+
 @dataclass
 class Run:
     """A built run: the trainer and what evaluation after training needs."""
@@ -150,10 +160,8 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
     schedule = build_schedule(schedule_name, recipe, optimizer, len(train_source))
     n_epochs = epochs if epochs is not None else recipe.budget(profile).epochs
     budget = None
-    if minutes:  # final evaluation: softmax (best + last-five ensemble) and/or embedding all three splits for k-NN
-        passes = TimeBudget.FINAL_EVAL_PASSES if recipe.classifier == "softmax" else 0
-        if recipe.uses_knn:
-            passes += math.ceil((len(data.train) + len(data.val) + len(data.test)) / len(data.val))
+    if minutes:
+        passes = final_eval_passes(recipe, {"train": len(data.train), "val": len(data.val), "test": len(data.test)})
         budget = TimeBudget(minutes, started=started or time.time(), final_eval_passes=passes)
     callbacks = [budget] if budget else []
     if recipe.protocol and not minutes:
