@@ -196,7 +196,7 @@ def test_real_counts(real_fer2013):
     assert list(ds.pixels[0].ravel()[:16]) == [70, 80, 82, 72, 58, 58, 60, 63, 54, 58, 60, 48, 89, 115, 121, 119]
 
 
-def test_real_csv_round_trip(real_fer2013, tmp_path):
+def test_real_csv_round_trip(real_fer2013, tmp_path, monkeypatch):
     """Rebuild fer2013.csv byte for byte as the data README says, read it, compare with the array file."""
     import hashlib
 
@@ -211,15 +211,65 @@ def test_real_csv_round_trip(real_fer2013, tmp_path):
     np.testing.assert_array_equal(back.pixels, ds.pixels)
     np.testing.assert_array_equal(back.labels, ds.labels)
     np.testing.assert_array_equal(back.usage, ds.usage)
-    # second load through discovery comes from the cache and is fast
-    import time
+    # the second load through discovery reads the cache entry, not the CSV
+    from ferlib.data import discovery
+    from ferlib.data.cache import cache_path
 
+    parsed = _count_parses(monkeypatch)
+    first = discovery.load_fer2013(path, verbose=False)
+    again = discovery.load_fer2013(path, verbose=False)
+    assert parsed == [path] and cache_path(path).is_file()
+    for a in (first, again):
+        np.testing.assert_array_equal(a.pixels, ds.pixels)
+        np.testing.assert_array_equal(a.labels, ds.labels)
+        np.testing.assert_array_equal(a.usage, ds.usage)
+        assert a.format == "fer2013.csv"
+
+
+# ------------------------------------------------------------------ the parse cache
+
+def _count_parses(monkeypatch) -> list:
+    """Discovery's CSV reader, recording each path it parses."""
+    from ferlib.data import discovery
+
+    calls, real = [], discovery.read_fer2013_csv
+
+    def counting(p):
+        calls.append(p)
+        return real(p)
+
+    monkeypatch.setattr(discovery, "read_fer2013_csv", counting)
+    return calls
+
+
+def test_second_load_reads_the_cache(tiny_csv, monkeypatch, capsys):
+    """Parsed once, then loaded from the cache file with identical arrays; an edited CSV is parsed again."""
+    import os
+
+    from ferlib.data.cache import cache_dir, cache_path
     from ferlib.data.discovery import load_fer2013
 
+    path, rows = tiny_csv
+    parsed = _count_parses(monkeypatch)
+    first = load_fer2013(path)
+    entry = cache_path(path)
+    assert parsed == [path] and entry.is_file() and entry.parent == cache_dir()
+    assert f"parsed; cached as {entry}" in capsys.readouterr().err
+    written = entry.stat().st_mtime_ns
+    again = load_fer2013(path)
+    assert parsed == [path], "the second load parsed the CSV again"
+    assert f"loaded from cache {entry}" in capsys.readouterr().err
+    assert entry.stat().st_mtime_ns == written  # read, not rewritten
+    for name in ("pixels", "labels", "usage", "rows"):
+        a, b = getattr(first, name), getattr(again, name)
+        assert a.dtype == b.dtype, name
+        np.testing.assert_array_equal(a, b)
+    assert again.format == first.format == "fer2013.csv" and again.source == str(path)
+    np.testing.assert_array_equal(again.pixels[0], rows[0][1])
+    # use_cache=False parses; an edited file (new mtime) has a new key and is parsed again
+    load_fer2013(path, use_cache=False, verbose=False)
+    assert parsed == [path, path]
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     load_fer2013(path, verbose=False)
-    t = time.perf_counter()
-    again = load_fer2013(path, verbose=False)
-    elapsed = time.perf_counter() - t
-    np.testing.assert_array_equal(again.pixels, ds.pixels)
-    assert again.format == "fer2013.csv"
-    print(f"cached load of fer2013.csv: {elapsed:.2f} s")
+    assert parsed == [path, path, path] and cache_path(path) != entry
