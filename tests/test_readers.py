@@ -196,6 +196,7 @@ def test_real_counts(real_fer2013):
     assert list(ds.pixels[0].ravel()[:16]) == [70, 80, 82, 72, 58, 58, 60, 63, 54, 58, 60, 48, 89, 115, 121, 119]
 
 
+@pytest.mark.slow  # writes and parses the 300 MB CSV: ~80 s on 2 cores
 def test_real_csv_round_trip(real_fer2013, tmp_path, monkeypatch):
     """Rebuild fer2013.csv byte for byte as the data README says, read it, compare with the array file."""
     import hashlib
