@@ -38,8 +38,9 @@
 # 6. ends with questions and the mistakes people make.
 #
 # `ferlib.evaluate.ensemble` holds the combinations, `ferlib.evaluate.tta` the
-# augmented views, and `ferlib.train.ensemble_runs` loads finished runs and writes
-# each ensemble's results file; `python -m ferlib ensemble` is the same from a terminal.
+# augmented views, and `ferlib.jobs.ensembles` loads finished runs (run folders or the
+# kit's committed model files) and writes each ensemble's results file;
+# `python -m ferlib ensemble` is the same from a terminal.
 
 # %%
 # %matplotlib inline
@@ -60,13 +61,17 @@ from ferlib.evaluate import ensemble as ens
 from ferlib.evaluate.metrics import accuracy_difference
 from ferlib.evaluate.tta import tencrop_margin, tta_views, view_names, views_per_image
 from ferlib.profiles import get_profile
-from ferlib.train import ensemble_runs as er
+from ferlib.evaluate.wording import difference_phrase
+from ferlib.jobs import ensembles as er
+from ferlib.jobs.tables import load_results, paper_vs_ours, run_label
 from ferlib.train.checkpoint import load_model
 from ferlib.train.criteria import CenterLossConfig
 from ferlib.train.recipes import RECIPES, Budget, smoke_recipe
-from ferlib.train.results import load_results, paper_vs_ours, run_label, run_recipe
+from ferlib.train.results import run_recipe
+from ferlib.train.runs import find_runs, find_trained
 from ferlib.viz import ensemble_plots as eplots
 from ferlib.viz.data_plots import image_grid
+from ferlib.viz.tables import paper_vs_ours_long, wrapped
 
 T0 = time.perf_counter()
 PROFILE = get_profile()
@@ -112,12 +117,15 @@ print(f"profile: {PROFILE}")
 # %% [markdown]
 # ## 2. The members
 #
-# * **Real runs**, when this machine has them: the checkpoints of DenseNet-CL Table II
-#   runs (`runs/<recipe>-full-seed0`, or a wall-clock-budget run
-#   `runs/<recipe>-<M>min-<device>-seed0`, e.g. from
-#   `python -m ferlib train densenet-bc --minutes 60`), evaluated on FER-2013 —
-#   in the quick profile on a stratified subset of PublicTest and PrivateTest, in the
-#   full profile on the whole splits.
+# * **Real runs**, when FER-2013 is here: for each DenseNet-CL Table II recipe, its
+#   largest-budget trained run that `ferlib.train.runs.find_trained` finds — your own run
+#   folder (`runs/NAME/best.pt`, e.g. from `python -m ferlib train densenet-bc --minutes 60`)
+#   or the kit's committed model (`models/NAME.pt`: the 60-minute, 2-thread CPU runs of
+#   `densenet-bc` and `densenet-bc-center`). The cell below prints each member's run name and
+#   file. They are evaluated on FER-2013 — in the quick profile on a stratified subset of
+#   PublicTest and PrivateTest, in the full profile on the whole splits. A committed model is
+#   one exported checkpoint, so the last-five ensemble of §3 needs run folders; its recorded
+#   result is read from the runs' results files instead.
 # * **Otherwise: three small members trained here**, through the same
 #   `run_recipe` as every recipe, in a temporary folder (nothing is written to `runs/` or
 #   `results/`): a tiny DenseNet-BC with seeds 0 and 1, and a third with center loss and
@@ -137,25 +145,31 @@ if ds.synthetic:
 TABLE_II = [n for base in ("densenet", "densenet-bc", "wide-densenet", "wide-densenet-bc") for n in (base, f"{base}-center")]
 
 
-def real_run(name):
-    """The run folder of a real run of ``name`` with a best.pt: full profile, else a wall-clock budget."""
-    root = paths.runs_dir()
-    for path in [root / f"{name}-full-seed0", *sorted(root.glob(f"{name}-*min-*-seed0"))]:
-        if (path / "best.pt").is_file() and (path.name.endswith("full-seed0") or path.name.rsplit("-", 3)[0] == name):
-            return path
-    return None
 
 
-real = {} if ds.synthetic else {n: real_run(n) for n in TABLE_II if real_run(n) is not None}
+def member_spec(run):
+    """What a found run joins the ensemble as: its run folder when it has best.pt, else its committed model file."""
+    return run.run_dir if run.run_dir is not None and (run.run_dir / "best.pt").is_file() else run.checkpoint
+
+
+# the largest-budget trained run of each Table II recipe (real data, seed 0): yours or the kit's
+real = {} if ds.synthetic else {n: r for n in TABLE_II if (r := find_trained(n)) is not None}
 USE_REAL = len(real) >= 2
 if not USE_REAL:
     torch.set_num_threads(1)  # the tiny members train and predict fastest on one thread
-print("real runs with checkpoints:", {n: str(p) for n, p in real.items()} if real else "none")
+if real:
+    display(pd.DataFrame([{"recipe": n, "run": r.key.name, "budget": r.key.budget, "from": r.label,
+                           "checkpoint": str(member_spec(r).relative_to(paths.kit_root())
+                                             if member_spec(r).is_relative_to(paths.kit_root()) else member_spec(r))}
+                          for n, r in real.items()]).set_index("recipe"))
+else:
+    print("real runs with a model: none" + (" (no FER-2013 here)" if ds.synthetic else ""))
 
 # %%
 WORK = tempfile.TemporaryDirectory(prefix="ferlib_ch06_")  # quick members and results files; removed at the end
 if USE_REAL:
-    run_dirs = list(real.values())[:4] if QUICK else list(real.values())  # the quick profile: four at most
+    run_dirs = [member_spec(r) for r in real.values()]  # run folders or the kit's model files
+    run_dirs = run_dirs[:4] if QUICK else run_dirs  # the quick profile: four at most
     EVAL_PER_CLASS = 50 if QUICK else None
     SMOKE = False
 else:
@@ -182,6 +196,18 @@ else:
     SMOKE = True
 LABEL = "quick-profile smoke test" if SMOKE else ("quick profile: a subset of the splits" if QUICK else "full splits")
 NOTE = (" (**quick-profile smoke test**: tiny members trained for seconds)" if SMOKE else "")
+# the last-five ensemble needs each member's epoch checkpoints: run folders, not exported model files
+HAS_EPOCHS = all(Path(d).is_dir() and len(ens.last_checkpoints(Path(d), 5)) >= 2 for d in run_dirs)
+if SMOKE:
+    display(Markdown("> **Members: three tiny stand-ins trained here for seconds** (`ch06-softmax` seeds 0 and 1, "
+                     "`ch06-center` seed 2), " + ("on the synthetic faces" if ds.synthetic else
+                     "because this machine has fewer than two trained real runs") + ": every number below is a "
+                     "quick-profile smoke test of the pipeline, not a result about ensembles on FER-2013."))
+else:
+    display(Markdown(f"> **Members: {', '.join(f'`{n}`' for n in [r.key.name for r in real.values()][:len(run_dirs)])}** "
+                     f"— real FER-2013 runs, evaluated here on {LABEL}."
+                     + ("" if HAS_EPOCHS else " They are exported models without their epoch checkpoints, so §2 and "
+                        "§3 show the last-five ensemble from the runs' results files only.")))
 
 # %% [markdown]
 # Each member predicts through its own checkpoint — its normaliser and evaluation
@@ -192,12 +218,13 @@ NOTE = (" (**quick-profile smoke test**: tiny members trained for seconds)" if S
 
 # %%
 best_members = [er.load_member(d) for d in run_dirs]
-last5_members = [er.load_member(d, last_k=5) for d in run_dirs]
+last5_members = [er.load_member(d, last_k=5) for d in run_dirs] if HAS_EPOCHS else None
 DEVICE = "cuda" if torch.cuda.is_available() and not SMOKE else "cpu"  # where the members predict
 inputs = {tta: er.collect_probabilities(best_members, ds, tta=tta, eval_per_class=EVAL_PER_CLASS, device=DEVICE)
           for tta in ("none", "flip", "tencrop")}
-inputs["last5"] = er.collect_probabilities(last5_members, ds, tta="none", eval_per_class=EVAL_PER_CLASS,
-                                           device=DEVICE)
+if HAS_EPOCHS:
+    inputs["last5"] = er.collect_probabilities(last5_members, ds, tta="none", eval_per_class=EVAL_PER_CLASS,
+                                               device=DEVICE)
 base = inputs["none"]
 NAMES = base.names
 FIT, TEST = ens.FIT_SPLIT, ens.TEST_SPLIT
@@ -213,27 +240,32 @@ member_table = pd.DataFrame({
     "PublicTest acc": [acc(base.probs[FIT][i], FIT) for i in range(len(NAMES))],
     "PrivateTest acc": [acc(base.probs[TEST][i]) for i in range(len(NAMES))],
     "PrivateTest NLL": [ens.negative_log_likelihood(base.probs[TEST][i], base.labels[TEST]) for i in range(len(NAMES))],
-    "checkpoints in last 5": [len(m.checkpoints) for m in last5_members]}, index=NAMES)
+    "checkpoints in last 5": [len(m.checkpoints) for m in last5_members] if HAS_EPOCHS else None}, index=NAMES)
 member_table
 
 # %% [markdown]
 # ### How correlated are the members' errors?
 #
-# Left: three independent runs. Right: the last five epoch checkpoints of the first run
-# — the members of DenseNet-CL's ensemble. (A member that never errs has no error
-# variance; its correlation is "n/a".)
+# First the independent runs, then (when the members are run folders with their epoch
+# checkpoints) the last five epoch checkpoints of the first run — the members of
+# DenseNet-CL's ensemble. (A member that never errs has no error variance; its
+# correlation is "n/a".)
 
 # %%
 corr_runs = ens.error_correlation(base.probs[TEST], base.labels[TEST])
-ckpt_member = er.load_member(run_dirs[0], last_k=5)
-ckpt_inputs = er.collect_probabilities(
-    [er.Member(f"epoch {ens.checkpoint_epoch(p)}", ckpt_member.run_dir, [p], ckpt_member.class_names,
-               ckpt_member.recipe, ckpt_member.identity, ckpt_member.eval_transform) for p in ckpt_member.checkpoints],
-    ds, eval_per_class=EVAL_PER_CLASS, device=DEVICE)
-corr_ckpt = ens.error_correlation(ckpt_inputs.probs[TEST], ckpt_inputs.labels[TEST])
 display(eplots.correlation_heatmap(corr_runs, NAMES, title="Errors of independent runs (PrivateTest)", tag=ds.tag))
-display(eplots.correlation_heatmap(corr_ckpt, ckpt_inputs.names, title=f"Errors of the last checkpoints of {NAMES[0]}",
-                                   tag=ds.tag))
+if HAS_EPOCHS:
+    ckpt_member = er.load_member(run_dirs[0], last_k=5)
+    ckpt_inputs = er.collect_probabilities(
+        [er.Member(f"epoch {ens.checkpoint_epoch(p)}", ckpt_member.run_dir, [p], ckpt_member.class_names,
+                   ckpt_member.recipe, ckpt_member.identity, ckpt_member.eval_transform)
+         for p in ckpt_member.checkpoints], ds, eval_per_class=EVAL_PER_CLASS, device=DEVICE)
+    corr_ckpt = ens.error_correlation(ckpt_inputs.probs[TEST], ckpt_inputs.labels[TEST])
+    display(eplots.correlation_heatmap(corr_ckpt, ckpt_inputs.names,
+                                       title=f"Errors of the last checkpoints of {NAMES[0]}", tag=ds.tag))
+else:
+    ckpt_inputs = corr_ckpt = None
+    print("the members are exported models (one checkpoint each): no last-checkpoint correlations to measure")
 
 # %%
 def mean_offdiag(c):
@@ -241,27 +273,34 @@ def mean_offdiag(c):
     return float(np.nanmean(off)) if np.isfinite(off).any() else float("nan")
 
 
-amb_runs = ens.ambiguity_decomposition(base.probs[TEST], base.labels[TEST])
-amb_ckpt = ens.ambiguity_decomposition(ckpt_inputs.probs[TEST], ckpt_inputs.labels[TEST])
-amb = pd.DataFrame({"independent runs": amb_runs, "last checkpoints of one run": amb_ckpt}).T
-amb["mean error correlation"] = [mean_offdiag(corr_runs), mean_offdiag(corr_ckpt)]
+amb_rows = {"independent runs": ens.ambiguity_decomposition(base.probs[TEST], base.labels[TEST])}
+if HAS_EPOCHS:
+    amb_rows["last checkpoints of one run"] = ens.ambiguity_decomposition(ckpt_inputs.probs[TEST],
+                                                                          ckpt_inputs.labels[TEST])
+amb = pd.DataFrame(amb_rows).T
+amb["mean error correlation"] = [mean_offdiag(corr_runs)] + ([mean_offdiag(corr_ckpt)] if HAS_EPOCHS else [])
 amb = amb[["mean error correlation", "mean_member_brier", "diversity", "ensemble_brier"]].astype(float)
 amb.columns = ["mean error correlation", "members' mean Brier", "diversity", "ensemble Brier"]
 amb.round(4)
 
 # %%
-r_runs, r_ckpt = amb["mean error correlation"]
-d_runs, d_ckpt = amb["diversity"]
+r_runs, d_runs = amb["mean error correlation"].iloc[0], amb["diversity"].iloc[0]
+if HAS_EPOCHS:
+    r_ckpt, d_ckpt = amb["mean error correlation"].iloc[1], amb["diversity"].iloc[1]
+    compare = (
+        f"the last checkpoints of one run {r_ckpt:.2f}; the diversity term — what averaging subtracts from the "
+        f"members' mean Brier score — is {d_runs:.4f} for the runs and {d_ckpt:.4f} for the checkpoints. "
+        + ("On these members, consecutive checkpoints of one run are more alike than independent runs, so their "
+           "average has less to subtract. " if r_ckpt > r_runs and d_ckpt < d_runs else
+           "On these members the checkpoints are *not* more alike than the runs"
+           + (" (the quick members train for a few epochs at a constant, large learning rate, so consecutive "
+              "checkpoints still differ a lot). " if SMOKE else ". ")))
+else:
+    compare = (f"and the diversity term — what averaging subtracts from the members' mean Brier score — is "
+               f"{d_runs:.4f}. ")
 display(Markdown(
-    f"On PrivateTest{NOTE}, the independent runs' errors have a mean pairwise correlation of {r_runs:.2f}, the "
-    f"last checkpoints of one run {r_ckpt:.2f}; the diversity term — what averaging subtracts from the members' "
-    f"mean Brier score — is {d_runs:.4f} for the runs and {d_ckpt:.4f} for the checkpoints. "
-    + ("On these members, consecutive checkpoints of one run are more alike than independent runs, so their "
-       "average has less to subtract. " if r_ckpt > r_runs and d_ckpt < d_runs else
-       "On these members the checkpoints are *not* more alike than the runs"
-       + (" (the quick members train for a few epochs at a constant, large learning rate, so consecutive "
-          "checkpoints still differ a lot). " if SMOKE else ". "))
-    + "Check the identity in the table: ensemble = members' mean − diversity, to rounding."))
+    f"On PrivateTest{NOTE}, the independent runs' errors have a mean pairwise correlation of {r_runs:.2f}, "
+    + compare + "Check the identity in the table: ensemble = members' mean − diversity, to rounding."))
 
 # %% [markdown]
 # ## 3. The last-five checkpoint ensemble (DenseNet-CL §IV-C)
@@ -275,17 +314,21 @@ display(Markdown(
 # the same thing). Both, beside the checkpoint selected on PublicTest:
 
 # %%
-rows = []
-for i, name in enumerate(NAMES):
-    p5 = inputs["last5"].probs[TEST][i]  # already the mean over the checkpoints
-    rows.append({"member": name, "best.pt (selected on PublicTest)": acc(base.probs[TEST][i]),
-                 "last 5: mean of probabilities": acc(p5, inp=inputs["last5"]),
-                 "epochs": last5_members[i].describe()["epochs"]})
-last5_table = pd.DataFrame(rows).set_index("member")
-last5_table["last 5: mean of logits"] = [np.nan] * len(NAMES)
-last5_table.loc[NAMES[0], "last 5: mean of logits"] = acc(ens.logit_average_probabilities(ckpt_inputs.probs[TEST]),
-                                                          inp=ckpt_inputs)
-last5_table
+if HAS_EPOCHS:
+    rows = []
+    for i, name in enumerate(NAMES):
+        p5 = inputs["last5"].probs[TEST][i]  # already the mean over the checkpoints
+        rows.append({"member": name, "best.pt (selected on PublicTest)": acc(base.probs[TEST][i]),
+                     "last 5: mean of probabilities": acc(p5, inp=inputs["last5"]),
+                     "epochs": last5_members[i].describe()["epochs"]})
+    last5_table = pd.DataFrame(rows).set_index("member")
+    last5_table["last 5: mean of logits"] = [np.nan] * len(NAMES)
+    last5_table.loc[NAMES[0], "last 5: mean of logits"] = acc(
+        ens.logit_average_probabilities(ckpt_inputs.probs[TEST]), inp=ckpt_inputs)
+    display(last5_table)
+else:
+    print("the members here are exported models without epoch checkpoints; the recorded last-five ensembles of "
+          "the real runs follow, from their results files")
 
 # %% [markdown]
 # (Mean of logits for the first member only: it needs each checkpoint's probabilities
@@ -298,22 +341,22 @@ last5_table
 
 # %%
 def recorded_runs(names):
-    root = paths.results_dir()
+    """(recipe, FoundRun, results) of every recorded real run (not quick) of each recipe, largest budget first."""
     for name in names:
-        for path in [root / f"{name}.json", *sorted((root / "budget").glob(f"{name}-[0-9]*min-*.json"))]:
-            if path.is_file():
-                yield name, path
+        for run in find_runs(name):
+            if run.key.budget != "quick" and (r := run.results()) is not None:
+                yield name, run, r
 
 
 rows = []
-for name, path in recorded_runs(TABLE_II):
-    r = load_results(path)
+for name, run, r in recorded_runs(TABLE_II):
     e5 = r.get("ensemble_last5") or {}
     if TEST not in e5:
         continue
     sel, five = r["metrics"][TEST]["accuracy"], e5[TEST]
     d = accuracy_difference(sel, five, r["metrics"][TEST]["n"])
-    rows.append({"recipe": name, "run": run_label(r), "selected epoch": r["selected_epoch"],
+    rows.append({"recipe": name, "run name": run.key.name, "from": run.label, "run": run_label(r),
+                 "selected epoch": r["selected_epoch"], "n": r["metrics"][TEST]["n"],
                  "PrivateTest, selected": sel, "PrivateTest, last 5": five, "difference": d["difference"],
                  "standard error": d["standard_error"], "z": d["z"], "synthetic": r.get("synthetic")})
 recorded = pd.DataFrame(rows)
@@ -325,20 +368,24 @@ if recorded.empty:
     print("no results files of DenseNet-CL Table II runs in results/ yet: "
           "python -m ferlib train densenet-bc --minutes 60 (or --profile full on a GPU) writes one")
 else:
-    display(recorded.round(4))
-    top = recorded.iloc[0]
-    top_n = load_results(next(p for n, p in recorded_runs([top["recipe"]])))["metrics"][TEST]["n"]
+    display(recorded.drop(columns=["n"]).round(4))
+    sentences = []
+    for _, row in recorded.iterrows():
+        sentences.append(
+            f"**{row['run name']}** ({row['from']}; {row['run']}): the last-five ensemble scores "
+            f"{row['PrivateTest, last 5']:.1%} on PrivateTest, "
+            + difference_phrase(100 * row["PrivateTest, last 5"], 100 * row["PrivateTest, selected"],
+                                whose="the selected epoch's", suffix=" %")
+            + f" (± {100 * row['standard error']:.1f} points, z = {row['z']:.1f}: "
+            + ("within two standard errors, no evidence either way)." if abs(row["z"]) < 2 else
+               "more than two standard errors).") )
+    top_n = int(recorded["n"].iloc[0])
     paper_se = 100 * accuracy_difference(paper_acc / 100, paper_acc / 100, top_n)["standard_error"]
     display(Markdown(
-        f"On the recorded run of **{top['recipe']}** ({top['run']}), the last-five ensemble scores "
-        f"{top['PrivateTest, last 5']:.1%} on PrivateTest against {top['PrivateTest, selected']:.1%} for the epoch "
-        f"selected on PublicTest: {100 * top['difference']:+.1f} ± {100 * top['standard error']:.1f} points "
-        f"(z = {top['z']:.1f}). "
-        + ("Within two standard errors, that is no evidence either way. " if abs(top["z"]) < 2 else
-           "That is more than two standard errors. ")
-        + f"DenseNet-CL's Table II reports PrivateTest gains of {paper_gains.min():+.1f} to {paper_gains.max():+.1f} "
-          f"points from this ensemble; a difference between two accuracies near {paper_acc:.0f}% on "
-          f"{int(top_n):,} faces has a standard error of about {paper_se:.1f} points."))
+        "\n\n".join(f"* {t}" for t in sentences)
+        + f"\n\nDenseNet-CL's Table II reports PrivateTest changes from this ensemble of {paper_gains.min():+.1f} "
+          f"to {paper_gains.max():+.1f} points (ensemble minus selected model); a difference between two "
+          f"accuracies near {paper_acc:.0f}% on {top_n:,} faces has a standard error of about {paper_se:.1f} points."))
 
 # %% [markdown]
 # ## 4. Ensembles of runs: mean, vote and EmoNet's weighted mean
@@ -479,11 +526,15 @@ tta_table = pd.DataFrame(tta_rows).set_index("TTA")
 tta_table
 
 # %%
-gain_flip = (tta_table.loc["flip", NAMES] - tta_table.loc["none", NAMES]).mean()
-gain_ten = (tta_table.loc["tencrop", NAMES] - tta_table.loc["none", NAMES]).mean()
+members_mean = {t: 100 * tta_table.loc[t, NAMES].mean() for t in ("none", "flip", "tencrop")}
+gain_flip = (members_mean["flip"] - members_mean["none"]) / 100
+gain_ten = (members_mean["tencrop"] - members_mean["none"]) / 100
 display(Markdown(
-    f"Averaged over the members, flip TTA changes PrivateTest accuracy by {100 * gain_flip:+.1f} points and the "
-    f"ten-crop by {100 * gain_ten:+.1f}{NOTE}; one standard error of a single accuracy on {N_TEST} faces is about "
+    f"Averaged over the members, PrivateTest accuracy with flip TTA is {members_mean['flip']:.1f} %, "
+    + difference_phrase(members_mean["flip"], members_mean["none"], whose="no TTA's")
+    + f", and with the ten-crop {members_mean['tencrop']:.1f} %, "
+    + difference_phrase(members_mean["tencrop"], members_mean["none"], whose="no TTA's")
+    + f"{NOTE}; one standard error of a single accuracy on {N_TEST} faces is about "
     f"{100 * np.sqrt(0.25 / N_TEST):.1f} points, so "
     + ("these changes are within the noise." if max(abs(gain_flip), abs(gain_ten)) < 2 * np.sqrt(0.25 / N_TEST)
        else "at least one change exceeds two standard errors.")))
@@ -497,7 +548,7 @@ display(Markdown(
 # scored on the same faces).
 
 # %%
-configs = [("best.pt", "none"), ("best.pt", "flip"), ("best.pt", "tencrop"), ("last 5", "none")]
+configs = [("best.pt", "none"), ("best.pt", "flip"), ("best.pt", "tencrop")] + ([("last 5", "none")] if HAS_EPOCHS else [])
 table_rows, evaluations = [], {}
 for ckpts, tta in configs:
     inp = inputs["last5" if ckpts == "last 5" else tta]
@@ -521,7 +572,10 @@ top = vs_best.loc[vs_best["PrivateTest acc"].idxmax()]
 n_sig = int((vs_best["z"].abs() >= 2).sum())
 display(Markdown(
     f"The highest PrivateTest accuracy here is {top['PrivateTest acc']:.1%} ({top['method']}, {top['TTA']} TTA, "
-    f"{top['checkpoints']}), against {top['best member (by PublicTest)']:.1%} for the best member; {n_sig} of the "
+    f"{top['checkpoints']}), "
+    + difference_phrase(100 * top["PrivateTest acc"], 100 * top["best member (by PublicTest)"],
+                        whose=f"the best member's ({top['best member']})")
+    + f"; {n_sig} of the "
     f"{len(vs_best)} ensembles differ from their best member by two standard errors or more{NOTE}. "
     "Picking the top row of a table like this one is itself a selection on PrivateTest: choose the method on "
     "PublicTest, then report it."))
@@ -570,9 +624,10 @@ summary.round(3)
 # %%
 display(Markdown(
     f"The ten-crop ensemble of {len(NAMES)} members costs {summary.loc['tencrop', 'relative to one member, best.pt']:.0f}× "
-    f"the inference time of one member (expected: {len(NAMES)} × 10 = {len(NAMES) * 10}); the last-five ensemble "
-    f"{summary.loc['last5', 'relative to one member, best.pt']:.0f}× (expected about {len(NAMES) * 5}: five "
-    "checkpoints per member; loading them is not counted). For networks this small, fixed costs per batch blur the "
+    f"the inference time of one member (expected: {len(NAMES)} × 10 = {len(NAMES) * 10})"
+    + (f"; the last-five ensemble {summary.loc['last5', 'relative to one member, best.pt']:.0f}× (expected about "
+       f"{len(NAMES) * 5}: five checkpoints per member; loading them is not counted)" if "last5" in summary.index
+       else "") + ". For networks this small, fixed costs per batch blur the "
     "proportions. Training cost is another matter: the last-five ensemble is free (the checkpoints "
     "exist anyway), an ensemble of runs costs a training run per member."))
 
@@ -586,7 +641,62 @@ display(Markdown(
 
 # %%
 pv = paper_vs_ours(TABLE_II)
-pv[[c for c in pv.columns if c in ("recipe", "run", "status") or "ensemble" in c or c.endswith("PrivateTest")]]
+wrapped(paper_vs_ours_long(pv, metrics=["PrivateTest", "ensemble_PrivateTest"]))
+
+# %% [markdown]
+# **Ensembles of the kit's real runs.** The kit records the ensembles of its two committed
+# 60-minute models (`densenet-bc` and `densenet-bc-center`, 2 CPU threads) — a plain mean,
+# a majority vote and DE weights fitted on PublicTest, each with flip TTA, on the whole of
+# PublicTest and PrivateTest — in `results/ensembles/`. This cell reads them (it computes
+# nothing). When the kit has no such file yet and FER-2013 is here, it runs the same
+# ensembles once over the two committed model files (about a minute on 2 CPU cores) into
+# the temporary folder (in the quick profile, on the quick subset §5 already predicted).
+
+# %%
+def ensemble_row(r, source):
+    t, best = r["metrics"][TEST]["accuracy"], r["best_member"]
+    return {"method": r["method"], "TTA": r["tta"]["mode"], "members": " + ".join(m["name"] for m in r["members"]),
+            "weights": None if r["weights"] is None else [round(w, 3) for w in r["weights"]],
+            "PublicTest": 100 * r["metrics"][FIT]["accuracy"], "PrivateTest": 100 * t,
+            "best member (by PublicTest)": best["name"], "its PrivateTest": 100 * best[TEST],
+            "faces": r["data"][TEST], "from": source}
+
+
+kit_ensembles = sorted((paths.results_dir() / "ensembles").glob("*.json"))
+kit_models = [r for n in ("densenet-bc", "densenet-bc-center")
+              for r in find_runs(n, own=False) if r.model_path is not None and r.key.is_budget][:2]
+if kit_ensembles:
+    ens_rows = [ensemble_row(load_results(p), str(p.relative_to(paths.kit_root()))) for p in kit_ensembles]
+elif not ds.synthetic and len(kit_models) == 2:
+    print("no recorded ensembles in results/ensembles/; computing them once over "
+          + " and ".join(str(r.model_path.relative_to(paths.kit_root())) for r in kit_models))
+    same_members = sorted(map(str, run_dirs)) == sorted(str(r.model_path) for r in kit_models)
+    if QUICK and same_members:  # the flip-TTA probabilities of §5 are these two models' already: reuse them
+        kit_inputs, where = inputs["flip"], f"computed here on the quick subset ({N_TEST} PrivateTest faces)"
+    else:  # the whole splits, once; three combinations of them
+        kit_inputs = er.collect_probabilities([er.load_member(r.model_path) for r in kit_models], ds, tta="flip",
+                                              device=DEVICE)
+        where = "computed here on the whole splits"
+    ens_rows = [ensemble_row({**er.evaluate_ensemble(kit_inputs, m), "tta": {"mode": "flip"},
+                              "members": [mb.describe() for mb in kit_inputs.members], "data": kit_inputs.data},
+                             where) for m in ("mean", "vote", "de")]
+else:
+    ens_rows = []
+    print("the kit's recorded ensembles are of models trained on FER-2013; with " + ds.tag + " there is nothing "
+          "to show here (python -m ferlib ensemble models/densenet-bc-60min-cpu-2threads.pt "
+          "models/densenet-bc-center-60min-cpu-2threads.pt --method de --tta flip, with FER-2013)"
+          if ds.synthetic else "no recorded ensembles and fewer than two committed models")
+if ens_rows:
+    kit_table = pd.DataFrame(ens_rows)
+    display(wrapped(kit_table))
+    display(Markdown("\n".join(
+        f"* **{r['method']}** of {r['members']} (flip TTA): PrivateTest {r['PrivateTest']:.1f} % on "
+        f"{r['faces']:,} faces, " + difference_phrase(r["PrivateTest"], r["its PrivateTest"],
+                                                     whose=f"the best member's ({r['best member (by PublicTest)']})")
+        for r in ens_rows)
+        + f"\n\nOne standard error of a difference near {kit_table['PrivateTest'].mean():.0f} % on "
+          f"{int(kit_table['faces'].iloc[0]):,} faces is about "
+          f"{100 * accuracy_difference(kit_table['PrivateTest'].mean() / 100, kit_table['PrivateTest'].mean() / 100, int(kit_table['faces'].iloc[0]))['standard_error']:.1f} points."))
 
 # %% [markdown]
 # **EmoNet, Table 2**: the members' test accuracy and the weighted ensemble's (paper
@@ -655,8 +765,13 @@ optimism.round(4)
 # %%
 gap_nll, gap_err = optimism["optimism"]
 display(Markdown(
-    f"Fitted on PublicTest, the NLL weights score {gap_nll:+.3f} higher there than on PrivateTest, the error "
-    f"weights {gap_err:+.3f}{NOTE}. Part of any gap is chance — the two splits are different faces, and one "
+    f"Fitted on PublicTest, the NLL weights' accuracy there is "
+    + difference_phrase(100 * optimism["PublicTest acc (fitted here)"][0], 100 * optimism["PrivateTest acc"][0],
+                        whose="their PrivateTest")
+    + "; the error weights' is "
+    + difference_phrase(100 * optimism["PublicTest acc (fitted here)"][1], 100 * optimism["PrivateTest acc"][1],
+                        whose="their PrivateTest")
+    + f"{NOTE}. Part of any gap is chance — the two splits are different faces, and one "
     f"standard error is about {np.sqrt(0.25 / N_TEST):.3f} here — "
     + ("and the error objective, which chases individual faces' argmaxes, opens the larger gap in this run. "
        if gap_err > gap_nll else "and in this run the error objective's gap is not the larger one. ")
