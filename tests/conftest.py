@@ -91,3 +91,28 @@ def _isolated_outputs(tmp_path_factory, monkeypatch):
     """Results and run folders of tests never land in the kit's results/ or runs/."""
     monkeypatch.setenv("FERLIB_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))
     monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+
+
+# -- the slow marker ----------------------------------------------------------------------------
+# ``./kit test -m "not slow"`` is the quick local loop (CI runs everything).  Tests in files with
+# their own ``@pytest.mark.slow`` are marked there; these are marked here, each with why.  Notebook
+# items (nbval) are marked by the root conftest.py.
+SLOW_MODULES = {
+    "test_distributed.py": "torchrun: several worker processes per test",
+    "test_notebooks_without_data.py": "executes whole chapters in Jupyter kernels",
+    "test_grade.py": "grades notebooks, each in its own kernel and process",
+    "test_interrupt.py": "SIGINTs training subprocesses and waits for their checkpoints",
+    "test_browser.py": "starts JupyterLab and a headless browser",
+    "test_cli_errors.py": "a python -m ferlib subprocess per mistake (~5 s each on 2 cores)",
+}
+SLOW_TESTS = {
+    "test_trainer.py::test_cli_from_notebooks_folder_writes_where_the_chapters_read": "a CLI training subprocess",
+    "test_labs.py::test_check_cli_says_up_to_date_on_the_kit": "a subprocess over every lab notebook",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.path.name
+        if module in SLOW_MODULES or f"{module}::{getattr(item, 'originalname', item.name)}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
