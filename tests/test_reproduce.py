@@ -12,7 +12,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,6 +48,7 @@ def two_rows(tmp_path_factory):
     return root, rc
 
 
+@pytest.mark.slow  # trains two rows in worker subprocesses
 def test_two_rows_two_workers_write_results_and_a_summary(two_rows):
     root, rc = two_rows
     assert rc == 0
@@ -68,6 +69,7 @@ def test_two_rows_two_workers_write_results_and_a_summary(two_rows):
     assert s["rows"][1]["paper_results"]["PrivateTest"] == 70.7  # the paper's number beside ours
 
 
+@pytest.mark.slow  # needs the two trained rows
 def test_a_second_call_skips_done_rows_without_training(two_rows, monkeypatch, capsys):
     root, _ = two_rows
     watched = [root / "results" / "local" / "quick" / f"{n}-synthetic.json" for n in ROWS]
@@ -94,22 +96,43 @@ def test_a_stale_full_result_is_kept_without_overwrite(tmp_path, monkeypatch, ca
     assert full.read_bytes() == before and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow  # a reproduce subprocess trains a row, is interrupted, then resumed: ~30 s on 2 cores
 def test_an_interrupted_row_resumes_from_its_checkpoint(tmp_path, monkeypatch, capsys):
-    """Ctrl-C on the call after epoch 1: the row saves and stops (exit 130); the same call continues it."""
+    """Ctrl-C on the call after epoch 1: the row saves and stops (exit 130); the same call continues it.
+
+    The trigger is deterministic, without polling: the row's ``reproduce.log`` is made a named pipe
+    before the call, so the worker's output arrives here line by line; SIGINT goes out when the
+    epoch-1 line has been read.  The pipe is drained to the end and then replaced by a plain file
+    holding what came through it (the resumed call appends to that)."""
     env = {k: v for k, v in os.environ.items() if k not in ("FERLIB_DATA_DIR", "FERLIB_PROFILE")}
     env.update(FERLIB_RESULTS_DIR=str(tmp_path / "results"), FERLIB_RUNS_DIR=str(tmp_path / "runs"))
     cmd = ["reproduce", "densenet-bc", *CPU]
     log = tmp_path / "runs" / "densenet-bc-quick-synthetic-seed0" / "reproduce.log"
+    log.parent.mkdir(parents=True)
+    os.mkfifo(log)
+    lines, epoch_1 = [], threading.Event()
+
+    def follow():
+        with open(log, errors="replace") as f:  # blocks until reproduce opens the log for writing
+            for line in f:
+                lines.append(line)
+                if "epoch 1/2  train loss" in line:
+                    epoch_1.set()
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
     p = subprocess.Popen([sys.executable, "-m", "ferlib", *cmd], cwd=tmp_path, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        end = time.time() + 600
-        while time.time() < end and not (log.is_file() and "epoch 1/2  train loss" in log.read_text(errors="replace")):
-            time.sleep(0.1)
+        assert epoch_1.wait(timeout=600), "".join(lines)
         p.send_signal(signal.SIGINT)
         out, _ = p.communicate(timeout=300)
     finally:
         p.kill()
+    reader.join(timeout=60)
+    assert not reader.is_alive()
+    log.unlink()
+    log.write_text("".join(lines))
     assert p.returncode == 130, out
     assert "interrupted densenet-bc" in out and "run the same command again to continue" in out
     assert "Traceback" not in out
@@ -125,6 +148,7 @@ def test_an_interrupted_row_resumes_from_its_checkpoint(tmp_path, monkeypatch, c
     assert summary(tmp_path, "densenet-bc")["rows"][0]["status"] == "done"
 
 
+@pytest.mark.slow  # a worker subprocess started and stopped by the budget
 def test_the_wall_budget_stops_rows_and_says_how_to_continue(tmp_path, monkeypatch, capsys):
     use_folders(monkeypatch, tmp_path)
     assert main(["reproduce", "tiny-densenet-demo", *CPU, "--minutes", "0.01"]) == BUDGET_EXIT
@@ -134,6 +158,7 @@ def test_the_wall_budget_stops_rows_and_says_how_to_continue(tmp_path, monkeypat
     assert summary(tmp_path, "tiny-densenet-demo")["stopped_by"] == "budget"
 
 
+@pytest.mark.slow  # measures each row's throughput
 def test_dry_run_prints_a_time_per_row_and_writes_nothing(tmp_path, monkeypatch, capsys):
     use_folders(monkeypatch, tmp_path)
     assert main(["reproduce", *ROWS, *CPU, "--dry-run", "--minutes", "5"]) == 0
