@@ -79,12 +79,12 @@ def test_sync_bn_and_environment_mistakes_are_one_message(monkeypatch):
 
 
 def test_budget_results_name_the_number_of_processes(monkeypatch):
-    from ferlib.train.results import budget_tag, is_budget_name
+    from ferlib.train.runs import budget_tag, RunKey
 
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert budget_tag(10, torch.device("cuda")) == "10min-cuda-4gpus"
     assert budget_tag(60, torch.device("cpu"), threads=1, processes=2) == "60min-cpu-1thread-2procs"
-    assert is_budget_name("densenet-bc-10min-cuda-4gpus", "densenet-bc")
+    assert RunKey.parse("densenet-bc-10min-cuda-4gpus-seed0") == RunKey("densenet-bc", "10min-cuda-4gpus")
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert budget_tag(10, torch.device("cuda")) == "10min-cuda"
 

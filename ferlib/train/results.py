@@ -108,63 +108,84 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
     """
     group = current_process_group()
     progress = progress and (group is None or group.rank == 0)
-    clock = provenance.Clock()
-    code_version = provenance.git_info()  # at the start: the code this run was started from
-    profile = get_profile(profile)
-    device = resolve_device(device)
-    if results_path.exists() and not overwrite:
-        raise FileExistsError(f"{results_path} exists; pass --overwrite to replace it or --out to write elsewhere")
+    clock, code = provenance.Clock(), provenance.git_info()  # at the start: the code this run was started from
+    profile, device = get_profile(profile), resolve_device(device)
+    dataset = _dataset(recipe, dataset, data_dir, progress)
+    key = RunKey.for_training(recipe.name, profile, seed=seed, minutes=minutes, device=device,
+                              synthetic=bool(dataset.synthetic))
+    results_path = _writable(Path(results_path) if results_path else key.results_path(), overwrite)
+    budget = recipe.budget(profile)  # a wall-clock budget trains and evaluates on the whole splits
+    data = prepare_splits(dataset, None if minutes else budget.train_per_class,
+                          None if minutes else budget.eval_per_class, seed)
+    run = build_run(recipe, data, profile=profile, seed=seed, device=device, precision=precision,
+                    run_dir=Path(run_dir) if run_dir else key.run_dir(), minutes=minutes, progress=progress,
+                    started=clock.started_wall, **build_kwargs)
+    state = run.trainer.fit(resume=resume)  # resumes an interrupted run
+    if group is not None and group.rank != 0:
+        return None  # rank 0 evaluates and writes
+    results = assemble_results(run, state, evaluate_final(run), profile=profile, minutes=minutes, seed=seed)
+    results["provenance"] = provenance.record(device, code=code, clock=clock, command=" ".join(sys.argv),
+                                              run_dir=str(run.trainer.run_dir), distributed=_distributed(run, group))
+    provenance.write_json(results, results_path)
+    if progress:
+        print(summary_line(results, results_path))
+    return results
+
+
+def _dataset(recipe: Recipe, dataset, data_dir, progress: bool) -> FERDataset:
     if recipe.dataset != "fer2013":
         raise NotImplementedError(f"recipe {recipe.name!r} needs dataset {recipe.dataset!r}")
     if dataset is None:
         from ..data.discovery import load_fer2013
 
         dataset = load_fer2013(data_dir, verbose=progress)
-    key = RunKey.for_training(recipe.name, profile, seed=seed, minutes=minutes, device=device,
-                              synthetic=bool(dataset.synthetic))
-    results_path = Path(results_path) if results_path else key.results_path()
+    return dataset
+
+
+def _writable(results_path: Path, overwrite: bool) -> Path:
     if results_path.exists() and not overwrite:
         raise FileExistsError(f"{results_path} exists; pass --overwrite to replace it or --out to write elsewhere")
-    budget = recipe.budget(profile)
-    data = prepare_splits(dataset, None if minutes else budget.train_per_class,
-                          None if minutes else budget.eval_per_class, seed)
-    run_dir = Path(run_dir) if run_dir else key.run_dir()
-    run = build_run(recipe, data, profile=profile, seed=seed, device=device, run_dir=run_dir, precision=precision,
-                    minutes=minutes, progress=progress, started=clock.started_wall, **build_kwargs)
-    trainer = run.trainer
-    state = trainer.fit(resume=resume)
-    if group is not None and group.rank != 0:
-        return None
-    world = group.world_size if group else 1
-    images_per_s = train_images_per_s(state)  # this process's; every process trains as many (+-1 per epoch)
+    return results_path
+
+
+def evaluate_final(run) -> dict:
+    """The selected epoch's metrics (and the last-five ensemble) for a softmax head; the k-NN readout
+    (k chosen on PublicTest) where the recipe uses one -- its metrics are the recipe's for ``classifier="knn"``."""
+    recipe = run.recipe
     if recipe.classifier == "softmax":
         final = evaluate_selected(run)  # leaves the selected epoch's weights in the model
     else:
         final = {"selected_epoch": load_selected(run)["epoch"], "ensemble_last5": None}
-    knn = evaluate_knn(run) if recipe.uses_knn else None
+    final["knn"] = evaluate_knn(run) if recipe.uses_knn else None
     if recipe.classifier == "knn":
-        final["metrics"] = {split: knn[split] for split in ("PublicTest", "PrivateTest")}
+        final["metrics"] = {split: final["knn"][split] for split in ("PublicTest", "PrivateTest")}
+    return final
+
+
+def assemble_results(run, state, final: dict, *, profile: str, minutes: float | None, seed: int) -> dict:
+    """The results file's fields (provenance added by the caller): what ran, how it was selected, its numbers."""
+    recipe, trainer = run.recipe, run.trainer
+    world = trainer.comm.world_size
+    images_per_s = train_images_per_s(state)  # this process's; every process trains as many (+-1 per epoch)
     selection = ("epoch with the lowest PublicTest validation loss" if trainer.select_on == "loss"
                  else "epoch with the best PublicTest accuracy")
-    results = {
-        "recipe": recipe.name,
-        "paper": recipe.paper,
-        "row": recipe.row,
+    return {
+        "recipe": recipe.name, "paper": recipe.paper, "row": recipe.row,
         "profile": BUDGET_PROFILE if minutes else profile,  # a budget run uses no profile's epochs or subsets
         "budget": ({"kind": "wall-clock", "minutes": minutes, "plan": state.plan} if minutes
                    else {"kind": "profile", "epochs": trainer.epochs}),
         "schedule": run.schedule_name,
         "precision": trainer.precision,
         "compiled": trainer.train_forward is not None,  # torch.compile of the training forward (--compile)
-        "synthetic": data.synthetic,
-        "data": data.description,
+        "synthetic": run.data.synthetic,
+        "data": run.data.description,
         "seed": seed,
         "selected_epoch": final["selected_epoch"],
         "selection": f"{selection}; PrivateTest is reported, never used to select",
         "classifier": recipe.classifier,
         "metrics": final["metrics"],
         "ensemble_last5": final["ensemble_last5"],
-        "knn": knn,
+        "knn": final["knn"],
         "validation": trainer.validator.describe(),
         "protocol": ({"name": recipe.protocol, **state.callback_state.get(recipe.protocol, {})}
                      if recipe.protocol and not minutes else None),
@@ -176,20 +197,22 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
         "config": recipe.to_dict(),
         "model_weights": getattr(trainer.model, "weights_source", None),
         "augment": run.augment.to_dict(),
-        "provenance": provenance.record(
-            device, code=code_version, clock=clock, command=" ".join(sys.argv), run_dir=str(run_dir),
-            distributed=({**group.describe(), "global_batch": trainer.train_source.batch_size,
-                          "per_process_batch": trainer.train_source.batch_size // group.world_size}
-                         if group else {"world_size": 1})),
     }
-    provenance.write_json(results, results_path)
-    if progress:
-        m = results["metrics"]
-        note = "  (SYNTHETIC data)" if data.synthetic else ""
-        if profile == "quick" and not minutes:
-            note += "  -- quick profile: a smoke test of the pipeline, not a result"
-        how = f" ({recipe.classifier}{', k = ' + str(knn['k']) if recipe.classifier == 'knn' else ''})"
-        print(f"[{recipe.name}] selected epoch {results['selected_epoch']}{how}: PublicTest "
-              f"{m['PublicTest']['accuracy']:.4f}, PrivateTest {m['PrivateTest']['accuracy']:.4f}{note} "
-              f"-> {results_path}")
-    return results
+
+
+def _distributed(run, group) -> dict:
+    if group is None:
+        return {"world_size": 1}
+    batch = run.trainer.train_source.batch_size
+    return {**group.describe(), "global_batch": batch, "per_process_batch": batch // group.world_size}
+
+
+def summary_line(results: dict, results_path: Path) -> str:
+    """``[recipe] selected epoch E: PublicTest a, PrivateTest b`` with what kind of run it was, and where it went."""
+    m, knn = results["metrics"], results["knn"]
+    note = "  (SYNTHETIC data)" if results["synthetic"] else ""
+    if results["profile"] == "quick":
+        note += "  -- quick profile: a smoke test of the pipeline, not a result"
+    how = f" ({results['classifier']}{', k = ' + str(knn['k']) if results['classifier'] == 'knn' else ''})"
+    return (f"[{results['recipe']}] selected epoch {results['selected_epoch']}{how}: PublicTest "
+            f"{m['PublicTest']['accuracy']:.4f}, PrivateTest {m['PrivateTest']['accuracy']:.4f}{note} -> {results_path}")
