@@ -77,6 +77,7 @@ def test_huge_photo_is_searched_small_and_boxes_scaled_back(model, tmp_path):
     assert 6 < ratio < 10  # 8x the side, up to the detector's scale steps
 
 
+@pytest.mark.slow  # ~16 s on 2 cores: many canvases through the detector
 def test_fer_face_on_a_canvas_predicts_as_the_face_itself(model, real_fer2013):
     """A PublicTest face upscaled onto a larger photo: found, cropped back, same prediction as the 48x48 face."""
     import cv2
@@ -127,6 +128,7 @@ def test_not_an_image(checkpoint, tmp_path):
         fp.read_photo(tmp_path / "missing.png")
 
 
+@pytest.mark.slow  # a python -m ferlib subprocess: ~8 s
 def test_cli_json_and_annotated_image(checkpoint, tmp_path):
     photo = astronaut_file(tmp_path)
     out = tmp_path / "annotated.png"
