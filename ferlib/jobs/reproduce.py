@@ -367,7 +367,7 @@ class RowPool:
         rc = row.returncode
         fresh = row.results_path.is_file() and row.results_path.stat().st_mtime >= time.time() - row.seconds - 1
         if rc == 0 and fresh:
-            row.status, row.results = "done", _read_results(row.results_path)
+            row.status, row.results = "done", read_json(row.results_path)
             self.say(f"done {row.recipe.name} in {row.seconds:.0f} s: {ours_text(row.results)}")
         elif rc in (INTERRUPT_EXIT, -signal.SIGINT, -signal.SIGKILL) or (self.stop_reason and rc != 0):
             row.status, row.note = "interrupted", CONTINUE
@@ -535,7 +535,7 @@ def measure_images_per_s(recipe, dataset, *, profile: str, device, precision: st
 
     from ..data.splits import prepare_splits
     from ..train.build import build_run
-    from ..train.callbacks import TrainingInterrupted
+    from ..train.callbacks import StopTraining, TrainingInterrupted
 
     batch = recipe.batch_size_for(profile)
     steps = DRY_RUN_WARMUP_STEPS + DRY_RUN_TIMED_STEPS
@@ -547,9 +547,10 @@ def measure_images_per_s(recipe, dataset, *, profile: str, device, precision: st
                         progress=False, stop_after_steps=steps, extra_callbacks=[timer])
         try:
             run.trainer.fit(resume=False)
-        except TrainingInterrupted:
-            if run.trainer.state.steps < steps:  # Ctrl-C during the measurement, not the planned stop
-                raise KeyboardInterrupt from None
+        except StopTraining:  # the planned stop after the timed steps
+            pass
+        except TrainingInterrupted:  # Ctrl-C during the measurement
+            raise KeyboardInterrupt from None
     step_s = timer.step_seconds()
     if step_s is None:
         raise RuntimeError(f"{recipe.name}: no training step could be timed")

@@ -239,6 +239,8 @@ def find_runs(recipe: str, *, synthetic: bool | None = False, seed: int | None =
     ``budgets``: keep only these budgets (e.g. ``("full",)``, or budget tags).
     """
     found: dict[tuple[RunKey, str], FoundRun] = {}
+    if not recipe or "/" in recipe or "\\" in recipe or "*" in recipe:  # not a recipe name: nothing to glob for
+        return []
 
     def entry(key: RunKey, origin: str) -> FoundRun | None:
         if synthetic is not None and key.synthetic != synthetic or seed is not None and key.seed != seed:
@@ -287,6 +289,8 @@ def resolve_model(spec: str | Path, **kw) -> FoundRun | Path:
     if path.exists():
         return path
     text = str(spec)
+    if "/" in text or "\\" in text or path.suffix in (".pt", ".pth"):  # a path that is not there, not a name
+        raise LookupError(text)
     key = RunKey.parse(text)
     if key is not None:
         for run in find_runs(key.recipe, synthetic=key.synthetic, seed=key.seed, budgets=(key.budget,)):
