@@ -11,10 +11,9 @@ and convolutions only).
 
 ``compile`` (opt-in, ``--compile``): the training forward under ``torch.compile``
 (inductor), which fuses the batch-norm / ReLU / concatenation chains between the
-convolutions that eager mode runs one by one.  On 2 Zen 4 cores it runs a DenseNet-BC
-training step about 1.3x faster than bf16 + channels_last alone
-(``results/bench_cpu_paths_compile.json``), after a compilation of one to three minutes
-on first use (cached on disk after that).  It stays opt-in: it needs a C++ compiler on
+convolutions that eager mode runs one by one; what it gains and costs on the kit's CPU is
+measured in ``results/bench_cpu_paths_compile.json`` (see ``results/README.md``).  The
+compilation takes minutes on first use (cached on disk after that).  It stays opt-in: it needs a C++ compiler on
 the CPU (or Triton on CUDA), the compilation eats a short run's budget, and the
 kit's tests and bit-reproducible runs use eager float32.  Evaluation stays eager.
 
