@@ -68,7 +68,7 @@ from ferlib.train.checkpoint import load_model
 from ferlib.train.criteria import CenterLossConfig
 from ferlib.train.recipes import RECIPES, Budget, smoke_recipe
 from ferlib.train.results import run_recipe
-from ferlib.train.runs import find_runs, find_trained
+from ferlib.train.runs import RunKey, find_runs, find_trained
 from ferlib.viz import ensemble_plots as eplots
 from ferlib.viz.data_plots import image_grid
 from ferlib.viz.tables import paper_vs_ours_long, wrapped
@@ -185,7 +185,7 @@ else:
     ]
     run_dirs = []
     for recipe, seed in members_to_train:
-        run_dir = Path(WORK.name) / "runs" / f"{recipe.name}-quick-seed{seed}"
+        run_dir = Path(WORK.name) / "runs" / RunKey(recipe.name, "quick", seed, synthetic=ds.synthetic).name
         res = run_recipe(recipe, dataset=ds, profile="quick", device="cpu", seed=seed, precision="fp32",
                          run_dir=run_dir, results_path=Path(WORK.name) / "results" / f"{run_dir.name}.json",
                          progress=False)
