@@ -242,7 +242,7 @@ class FerlibStep:
 
     def epoch(self, max_steps: int | None = None) -> int:
         """``Trainer.train_epoch`` over the whole prepared Training split (or its first ``max_steps``)."""
-        from ferlib.train.callbacks import StopAfterSteps, TrainingInterrupted
+        from ferlib.train.callbacks import StopAfterSteps, StopTraining
 
         t = self.trainer
         s = t.state
@@ -252,7 +252,7 @@ class FerlibStep:
             t.callbacks.append(stop)
         try:
             t.train_epoch()
-        except TrainingInterrupted:  # the trainer's own way to stop after max_steps
+        except StopTraining:  # the planned stop after max_steps (Ctrl-C propagates)
             pass
         finally:
             if stop:

@@ -16,7 +16,8 @@ from ferlib.commands import build_parser, main
 from ferlib.data.synthetic import make_synthetic_faces
 from ferlib.data.transforms import PRESETS
 from ferlib.evaluate.metrics import predict
-from ferlib.train.callbacks import TimeBudget, TrainingInterrupted
+from ferlib.errors import UsageError
+from ferlib.train.callbacks import StopTraining, TimeBudget
 from ferlib.train.checkpoint import load_checkpoint_dict, load_model
 from ferlib.train.precision import CompiledTrainingForward, compile_unavailable_reason
 from ferlib.train.recipes import RECIPES, Budget, smoke_recipe
@@ -62,7 +63,7 @@ def test_kill_mid_epoch_and_resume_is_exact(synthetic, tmp_path):
     assert steps_per_epoch >= 4
     killed = _run(recipe, synthetic, tmp_path / "killed", checkpoint_every_steps=2,
                   stop_after_steps=steps_per_epoch + 3).trainer
-    with pytest.raises(TrainingInterrupted):
+    with pytest.raises(StopTraining):
         killed.fit()  # dies in epoch 2, one step after a checkpoint
     ckpt = load_checkpoint_dict(tmp_path / "killed" / "latest.pt")
     assert ckpt["state"]["epoch"] == 1 and 0 < ckpt["state"]["next_batch"] < steps_per_epoch
@@ -75,11 +76,13 @@ def test_kill_mid_epoch_and_resume_is_exact(synthetic, tmp_path):
 
 
 def test_resume_refuses_a_different_run(synthetic, tmp_path):
+    """One message: the folder, what differs (a recipe's fields one by one), and what to do."""
     recipe = smoke_recipe(quick=Budget(epochs=1, train_per_class=8, eval_per_class=4))
     _run(recipe, synthetic, tmp_path).trainer.fit()
     other = _run(smoke_recipe(lr=0.01, quick=recipe.quick), synthetic, tmp_path).trainer
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(UsageError, match=r"latest.pt belongs to a different run \(recipe.lr differ") as e:
         other.fit()
+    assert str(tmp_path) in e.value.problem and "--fresh" in e.value.fix and "--run-dir" in e.value.fix
 
 
 def test_seeded_cpu_runs_reproduce(synthetic, tmp_path):
@@ -156,7 +159,7 @@ def test_time_budget_plans_epochs_and_resume_keeps_the_plan(synthetic, tmp_path)
     run = _run(recipe, synthetic, tmp_path, minutes=5, stop_after_steps=30)
     t = run.trainer
     assert run.schedule_name == "warmup-cosine"
-    with pytest.raises(TrainingInterrupted):
+    with pytest.raises(StopTraining):
         t.fit()
     plan = dict(t.state.plan)
     assert plan["epochs"] >= 2 and plan["budget_s"] == 300.0

@@ -20,7 +20,7 @@ import sys
 
 from ..data.errors import DataFormatError, DataNotFoundError
 from ..errors import UsageError
-from ..train.callbacks import TrainingInterrupted
+from ..train.callbacks import StopTraining, TrainingInterrupted
 
 USER_ERRORS = (UsageError, DataFormatError, DataNotFoundError)
 
@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except StopTraining as e:  # a planned stop (the hidden --stop-after-steps of the tests): like a kill
+        if args.debug:
+            raise
+        print(f"[ferlib] {e}; no results written", file=sys.stderr)
+        return 1
     except TrainingInterrupted as e:  # Ctrl-C: the checkpoint is saved; one line says where and how to go on
         if args.debug:
             raise

@@ -31,8 +31,8 @@ def train_command(args) -> int:
 
     from ..data.discovery import locate_data
     from ..profiles import get_profile
-    from ..train.callbacks import TrainingInterrupted
-    from ..train.distributed import barrier, check_global_batch, is_main_process, session, world_size_from_env
+    from ..train.callbacks import StopTraining, TrainingInterrupted
+    from ..train.distributed import check_global_batch, current_comm, session, world_size_from_env
     from ..train.precision import compile_unavailable_reason, resolve_precision
     from ..train.recipes import get_recipe
     from ..train.results import run_recipe
@@ -69,18 +69,21 @@ def train_command(args) -> int:
         raise UsageError(f"{results_path} already holds a finished {kind} result",
                          "pass --overwrite to replace it, or --out DIR to write the new one elsewhere")
     with session(device, sync_bn=args.sync_bn) as device:  # torchrun's process group, when started by torchrun
-        if args.fresh and run_dir.exists() and is_main_process():
+        comm = current_comm()
+        if args.fresh and run_dir.exists() and comm.is_writer:
             keep_old_run(run_dir)
-        barrier()  # the other processes look for a checkpoint only once rank 0 has moved the old run away
+        comm.barrier()  # the other processes look for a checkpoint only once rank 0 has moved the old run away
         try:
             run_recipe(recipe, profile=profile, data_dir=args.data_dir, device=device, seed=args.seed,
                        results_path=results_path, run_dir=run_dir, resume=True, progress=not args.quiet,
                        overwrite=overwrite, minutes=args.minutes,
                        precision=precision, stop_after_steps=args.stop_after_steps, compile=args.compile)
-        except TrainingInterrupted:
-            if is_main_process():
+        except (TrainingInterrupted, UsageError) as e:
+            # every process stops at the same step (Ctrl-C, --stop-after-steps, a budget too short) or refuses the
+            # same run folder (another run's); rank 0 alone says what happened and what to do (commands.main)
+            if comm.is_writer:
                 raise
-            return 130  # every process stopped at the same step; rank 0 says where and how to resume
+            return 2 if isinstance(e, UsageError) else 1 if isinstance(e, StopTraining) else 130
     return 0
 
 

@@ -52,7 +52,7 @@ from .callbacks import (LongRunWarning, MidEpochCheckpoint, ProgressBar, SaveOnI
 from .checkpoint import describe_model
 from .criteria import build_criterion
 from .distributed import current as current_process_group
-from .distributed import distribute, sum_over_ranks
+from .distributed import distribute
 from .precision import CompiledTrainingForward, compile_unavailable_reason, resolve_precision
 from .protocols import build_protocol
 from .recipes import Recipe
@@ -126,16 +126,65 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
               epochs: int | None = None, progress: bool = True, checkpoint_every_steps: int | None = None,
               checkpoint_interval_s: float = 300.0, stop_after_steps: int | None = None,
               started: float | None = None, extra_callbacks=(), compile: bool = False) -> Run:
+    """The parts of a run of ``recipe`` on ``data``, built in the order below (the seeded draws depend on it).
+
+    ``profile`` gives the epochs (``epochs`` overrides them) and the batch size; ``minutes`` a
+    wall-clock budget instead (the recipe's batch, the cosine schedule, a :class:`TimeBudget`
+    counting from ``started``, wall-clock seconds).  ``stop_after_steps``: a planned stop
+    (:class:`~ferlib.train.callbacks.StopTraining`), for tests and measurements.
+    """
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     group = current_process_group()
-    if compile:
-        reason = compile_unavailable_reason(device) or (
-            "torch.compile is not supported under torchrun in ferlib; drop --compile" if group else None)
-        if reason:
-            raise ValueError(reason)
-    channels_last = precision == "bf16"
+    _check_compile(compile, device, group)
     torch.manual_seed(seed)
+    p = _model_parts(recipe, data, device, channels_last=precision == "bf16")  # model, criterion, optimiser
+    batch_size = recipe.batch_size if minutes else recipe.batch_size_for(profile)
+    train_source, val_source, test_source = _sources(recipe, data, p, batch_size, seed, group)
+    schedule_name = "warmup-cosine" if minutes else recipe.schedule
+    schedule = build_schedule(schedule_name, recipe, p.optimizer, len(train_source))
+    budget = _budget(recipe, data, minutes, started)
+    callbacks = [*_callbacks(recipe, profile, budget, progress, checkpoint_every_steps, checkpoint_interval_s),
+                 *extra_callbacks, *([StopAfterSteps(stop_after_steps)] if stop_after_steps is not None else [])]
+    validator = _validator(recipe, data, p, seed)
+    model, criterion = p.model, p.criterion
+    if group:
+        model, criterion, validator, callbacks = distribute(group, model=model, criterion=criterion,
+                                                            optimizer=p.optimizer, validator=validator,
+                                                            callbacks=callbacks, seed=seed)
+    n_epochs = epochs if epochs is not None else recipe.budget(profile).epochs
+    identity = {"recipe": recipe.to_dict(), "profile": profile, "seed": seed, "data": data.description,
+                "epochs": None if minutes else n_epochs, "minutes": minutes, "precision": precision}
+    trainer = Trainer(model=model, criterion=criterion, optimizer=p.optimizer, schedule=schedule,
+                      train_source=train_source, val_source=val_source, run_dir=run_dir, epochs=n_epochs,
+                      precision=precision, identity=identity, describe_model=p.describe, callbacks=callbacks,
+                      early_stopping_patience=recipe.early_stopping_patience, validator=validator,
+                      select_on=recipe.select_on, name=recipe.name, log=progress,
+                      train_forward=CompiledTrainingForward(p.model) if compile else None)
+    return Run(trainer, recipe, data, p.augment, p.normalizer, test_source, budget, schedule_name, p.common)
+
+
+def _check_compile(compile: bool, device: torch.device, group) -> None:
+    reason = compile and (compile_unavailable_reason(device) or (
+        "torch.compile is not supported under torchrun in ferlib; drop --compile" if group else None))
+    if reason:
+        raise ValueError(reason)
+
+
+@dataclass
+class ModelParts:
+    """The model, its criterion and optimiser, and what turns pixels into its input."""
+
+    model: torch.nn.Module
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    normalizer: torch.nn.Module
+    augment: object
+    common: dict  # device, normaliser and channels_last of every batch source
+    describe: object  # () -> the model-only checkpoint fields (architecture, normalisation, classes)
+
+
+def _model_parts(recipe: Recipe, data: PreparedData, device: torch.device, channels_last: bool) -> ModelParts:
     normalizer = fit_normalizer(recipe.normalization, data.train.pixels)
     augment = replace(get_augment(recipe.augment, **recipe.augment_kwargs), out_size=recipe.input_size)
     num_classes, in_channels = len(data.class_names), augment.channels
@@ -144,61 +193,54 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(recipe.criterion, num_classes, model.feature_dim).to(device)
-    optimizer = build_optimizer(recipe, model, criterion, device)
-    common = dict(device=device, normalize=normalizer, channels_last=channels_last)
-    batch_size = recipe.batch_size if minutes else recipe.batch_size_for(profile)
-    shard = {"rank": group.rank, "world_size": group.world_size} if group else {}
-    train_source = DeviceBatchSource(data.train.pixels, data.train.labels, batch_size=batch_size,
-                                     augment=augment, shuffle=True, seed=seed, drop_last=recipe.drop_last,
-                                     sampler=recipe.sampler, **common, **shard)
-    eval_bs = max(256, recipe.batch_size)
-    val_source = DeviceBatchSource.for_eval(data.val.pixels, data.val.labels, batch_size=eval_bs,
-                                            augment=augment, **common)
-    test_source = DeviceBatchSource.for_eval(data.test.pixels, data.test.labels, batch_size=eval_bs,
-                                             augment=augment, **common)
-    schedule_name = "warmup-cosine" if minutes else recipe.schedule
-    schedule = build_schedule(schedule_name, recipe, optimizer, len(train_source))
-    n_epochs = epochs if epochs is not None else recipe.budget(profile).epochs
-    budget = None
-    if minutes:
-        passes = final_eval_passes(recipe, {"train": len(data.train), "val": len(data.val), "test": len(data.test)})
-        budget = TimeBudget(minutes, started=started or time.time(), final_eval_passes=passes)
-    callbacks = [budget] if budget else []
-    if recipe.protocol and not minutes:
-        callbacks.append(build_protocol(recipe.protocol, recipe))
-    callbacks.append(MidEpochCheckpoint(checkpoint_every_steps, checkpoint_interval_s))
-    callbacks.append(SaveOnInterrupt())
-    if budget is None and profile == "full":
-        callbacks.append(LongRunWarning())
-    if progress:
-        callbacks.append(ProgressBar(recipe.name, budget))
-    callbacks += list(extra_callbacks)
-    if stop_after_steps is not None:
-        callbacks.append(StopAfterSteps(stop_after_steps))
-    identity = {"recipe": recipe.to_dict(), "profile": profile, "seed": seed, "data": data.description,
-                "epochs": None if minutes else n_epochs, "minutes": minutes, "precision": precision}
-    if recipe.classifier == "knn":
-        reference = stratified_subset(data.train, KNN_REFERENCE_PER_CLASS, seed)
-        validator = KNNValidator(DeviceBatchSource.for_eval(reference.pixels, reference.labels, batch_size=eval_bs,
-                                                            augment=augment, **common),
-                                 criterion if callable(getattr(criterion, "validation_loss", None)) else None,
-                                 metric=recipe.knn_metric)
-    else:
-        validator = SoftmaxValidator()
     describe = lambda: describe_model(  # noqa: E731
         model_name=recipe.model, model_kwargs=model_kwargs, normalizer=normalizer,
         normalization=recipe.normalization, eval_transform=augment.to_dict(), input_size=recipe.input_size,
         in_channels=in_channels, class_names=data.class_names, recipe=recipe.to_dict())
-    train_forward = CompiledTrainingForward(model) if compile else None
-    if group:
-        model, criterion, validator, callbacks = distribute(group, model=model, criterion=criterion,
-                                                            optimizer=optimizer, validator=validator,
-                                                            callbacks=callbacks, seed=seed)
-    trainer = Trainer(model=model, criterion=criterion, optimizer=optimizer, schedule=schedule,
-                      train_source=train_source, val_source=val_source, run_dir=run_dir, epochs=n_epochs,
-                      precision=precision, identity=identity, describe_model=describe, callbacks=callbacks,
-                      early_stopping_patience=recipe.early_stopping_patience, validator=validator,
-                      select_on=recipe.select_on, name=recipe.name, log=progress,
-                      writes_checkpoints=group is None or group.rank == 0,
-                      reduce_sums=sum_over_ranks if group else None, train_forward=train_forward)
-    return Run(trainer, recipe, data, augment, normalizer, test_source, budget, schedule_name, common)
+    return ModelParts(model, criterion, build_optimizer(recipe, model, criterion, device), normalizer, augment,
+                      dict(device=device, normalize=normalizer, channels_last=channels_last), describe)
+
+
+def _eval_source(split, p: ModelParts, recipe: Recipe) -> DeviceBatchSource:
+    return DeviceBatchSource.for_eval(split.pixels, split.labels, batch_size=max(256, recipe.batch_size),
+                                      augment=p.augment, **p.common)
+
+
+def _sources(recipe: Recipe, data: PreparedData, p: ModelParts, batch_size: int, seed: int, group):
+    """Training (this rank's slice of each global batch under torchrun), PublicTest and PrivateTest."""
+    shard = {"rank": group.rank, "world_size": group.world_size} if group else {}
+    train = DeviceBatchSource(data.train.pixels, data.train.labels, batch_size=batch_size, augment=p.augment,
+                              shuffle=True, seed=seed, drop_last=recipe.drop_last, sampler=recipe.sampler,
+                              **p.common, **shard)
+    return train, _eval_source(data.val, p, recipe), _eval_source(data.test, p, recipe)
+
+
+def _budget(recipe: Recipe, data: PreparedData, minutes: float | None, started: float | None) -> TimeBudget | None:
+    if not minutes:
+        return None
+    passes = final_eval_passes(recipe, {"train": len(data.train), "val": len(data.val), "test": len(data.test)})
+    return TimeBudget(minutes, started=started or time.time(), final_eval_passes=passes)
+
+
+def _callbacks(recipe: Recipe, profile: str, budget: TimeBudget | None, progress: bool,
+               checkpoint_every_steps: int | None, checkpoint_interval_s: float) -> list:
+    """Budget first (its plan is what the others show), then the protocol (not under a budget), checkpoints,
+    Ctrl-C, the long-run warning (an epoch budget of the full profile) and the progress bar."""
+    callbacks = [budget] if budget else []
+    if recipe.protocol and not budget:
+        callbacks.append(build_protocol(recipe.protocol, recipe))
+    callbacks += [MidEpochCheckpoint(checkpoint_every_steps, checkpoint_interval_s), SaveOnInterrupt()]
+    if budget is None and profile == "full":
+        callbacks.append(LongRunWarning())
+    if progress:
+        callbacks.append(ProgressBar(recipe.name, budget))
+    return callbacks
+
+
+def _validator(recipe: Recipe, data: PreparedData, p: ModelParts, seed: int):
+    """k-NN against a class-stratified reference subset of Training for a k-NN readout, else the softmax head."""
+    if recipe.classifier != "knn":
+        return SoftmaxValidator()
+    reference = _eval_source(stratified_subset(data.train, KNN_REFERENCE_PER_CLASS, seed), p, recipe)
+    loss = p.criterion if callable(getattr(p.criterion, "validation_loss", None)) else None
+    return KNNValidator(reference, loss, metric=recipe.knn_metric)

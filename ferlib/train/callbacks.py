@@ -6,24 +6,28 @@ checkpoints, and ``on_fit_end(trainer)``.  The ones here:
 
 * :class:`MidEpochCheckpoint` -- ``latest.pt`` every N steps / S seconds inside an
   epoch, so a killed run resumes mid-epoch (bitwise: see ``ferlib.data.batches``).
-* :class:`StopAfterSteps` -- a simulated kill for tests and demos.
 * :class:`SaveOnInterrupt` -- Ctrl-C ends the run at the next step with a resumable
-  checkpoint and one line saying where it stopped and how to resume.
+  checkpoint and one line (:class:`TrainingInterrupted`).
+* :class:`StopAfterSteps` -- a planned stop (:class:`StopTraining`) for tests and measurements.
 * :class:`LongRunWarning` -- an epoch budget that will take hours says so early.
-* :class:`TimeBudget` -- plans the number of epochs from measured throughput so the
-  run fits in M minutes (``--minutes``), and sets the schedule's length.
+* :class:`TimeBudget` -- plans the epochs from measured throughput so the run fits in M
+  minutes (``--minutes``), sets the schedule's length, and stops at a step when time runs out.
 * :class:`ProgressBar` -- tqdm per epoch, with the time left under a budget.
 
-A callback ends a run by setting ``trainer.stop_requested = True`` (checked before
-each epoch) and keeps what it must carry across a resume in
-``trainer.state.callback_state[name]``; the DNNRL §4 protocol
-(:mod:`ferlib.train.protocols`) does both.
+A callback ends a run by setting ``trainer.stop_requested = True`` (checked after each
+step and before each epoch; a run stopped inside an epoch leaves it unfinished) and keeps
+what it must carry across a resume in ``trainer.state.callback_state[name]``; the DNNRL §4
+protocol (:mod:`ferlib.train.protocols`) does both.  As in fastai's ``Learner``, a run is
+cut short by its own exception: :class:`StopTraining` for a planned stop, never the
+interrupt's (:class:`TrainingInterrupted` is Ctrl-C).
 """
 from __future__ import annotations
 
 import math
 import statistics
 import time
+
+from ..errors import UsageError
 
 
 class Callback:
@@ -44,7 +48,7 @@ class Callback:
 
 
 class TrainingInterrupted(RuntimeError):
-    """Raised by :class:`StopAfterSteps` (a simulated kill) and :class:`SaveOnInterrupt` (Ctrl-C).
+    """Ctrl-C (:class:`SaveOnInterrupt`): a checkpoint is saved, and the message says how to resume.
 
     In Jupyter it renders as its message alone (``_render_traceback_``): the run was
     stopped on purpose, and the message says how to go on.
@@ -52,6 +56,18 @@ class TrainingInterrupted(RuntimeError):
 
     def _render_traceback_(self) -> list[str]:
         return [str(self)]
+
+
+class StopTraining(TrainingInterrupted):
+    """A planned stop (fastai's ``CancelFitException``): :class:`StopAfterSteps`, nothing saved.
+
+    Like a kill: the fit ends at once, ``latest.pt`` is whatever was saved before, and a
+    run started by the CLI writes no results (``--stop-after-steps`` exits with status 1).
+    A measurement that stops on purpose catches ``StopTraining`` and lets Ctrl-C
+    (:class:`TrainingInterrupted`, ``KeyboardInterrupt``) through.  It subclasses
+    TrainingInterrupted only so that older callers catching that still stop; catch
+    ``StopTraining`` first.
+    """
 
 
 class SaveOnInterrupt(Callback):
@@ -127,12 +143,14 @@ class MidEpochCheckpoint(Callback):
 
 
 class StopAfterSteps(Callback):
+    """Raise :class:`StopTraining` once the run has taken ``steps`` optimiser steps (counted over resumes)."""
+
     def __init__(self, steps: int):
         self.steps = steps
 
     def on_step_end(self, trainer) -> None:
         if trainer.state.steps >= self.steps:
-            raise TrainingInterrupted(f"stopped after {trainer.state.steps} steps (simulated kill)")
+            raise StopTraining(f"stopped after {trainer.state.steps} steps (a planned stop, as a kill would)")
 
 
 class LongRunWarning(Callback):
@@ -173,30 +191,32 @@ class LongRunWarning(Callback):
 class TimeBudget(Callback):
     """Fit the run into ``minutes`` of wall clock, final evaluation included.
 
-    Plan 1 (after ``calibration_steps`` timed steps of epoch 1, a few warm-up steps
-    excluded): epochs = what fits at the measured step time, with evaluation estimated
-    as a forward pass (1/3 of a training step per image).  Plan 2 (after epoch 1, which
-    is the warm-up of the cosine schedule, so its length does not depend on the plan):
-    the same from the measured epoch -- training, PublicTest evaluation, checkpoints --
-    and a final evaluation of ``final_eval_passes`` PublicTest-sized passes (12: best +
-    last five checkpoints, two splits; a k-NN readout adds the embedding of Training,
-    PublicTest and PrivateTest, see :func:`ferlib.train.build.build_run`).
-    Plan 3 (after epoch 2, the first epoch without one-off costs): the same again, longer
-    or shorter -- the 2-core 60-minute run of ``densenet-bc-center`` planned 34 epochs
-    from its 103 s first epoch, then ran 86 s epochs and finished in 51 minutes.
-    After every later epoch the plan follows the median of the last ``RECENT_EPOCHS``
-    epochs, so one slow epoch does not cut the run: the 2-core 60-minute ``densenet-bc``
-    run, cut from 45 to 39 epochs on its one slow epoch 5 (a test run shared the cores;
-    epochs 5-8 took 83-89 s against 76 s), finished in 52 minutes.  It shortens on that
-    median at once (behind plan: another job on the machine) and lengthens once a full
-    window of ``RECENT_EPOCHS`` epochs says so: on this kit's shared virtual machine an
-    epoch takes 67-87 s from one minute to the next, and a planner that could only shorten
-    followed the slow stretches and then finished about 6 minutes early (a 60-minute
-    ``densenet-bc-center`` run planned 51, then 44, then 41 epochs by epoch 5, on course for
-    53 minutes).  Each change moves the cosine's end by an epoch or two, a small step in
-    the learning rate.  An epoch resumed part-way
-    measures nothing and plans nothing.  The plan is stored in
-    ``trainer.state.plan`` and saved with every checkpoint, so a resumed run keeps it.
+    The plan (``trainer.state.plan``, saved with every checkpoint: a resumed run keeps it)
+    is made four times.  **Calibration**, after ``calibration_steps`` timed steps of epoch 1
+    (``skip_steps`` warm-up steps excluded): the epochs that fit at the measured step time,
+    evaluation estimated as a forward pass (1/3 of a training step per image); a budget that
+    cannot fit one epoch and the final evaluation is refused here, before it is spent (a
+    :class:`~ferlib.errors.UsageError` naming the epoch estimate and the smallest ``--minutes``
+    that fits).  **After epoch 1** (the cosine's warm-up: its length does not depend on the
+    plan) and **after epoch 2** (the first without one-off costs): the same from the measured
+    epoch, and a final evaluation of ``final_eval_passes`` PublicTest-sized passes (12: best +
+    last five checkpoints, two splits; a k-NN readout adds more, see
+    :func:`ferlib.train.build.final_eval_passes`).  **After every later epoch**: the median of
+    the last ``RECENT_EPOCHS`` epochs, shortening at once and lengthening once a full window
+    says so.  One slow epoch does not cut the run (the 2-core 60-minute ``densenet-bc`` run,
+    cut from 45 to 39 epochs on one epoch slowed by a test run, finished in 52 minutes), and a
+    planner that could only shorten finished 6 minutes early on this kit's shared machine,
+    where an epoch takes 67-87 s from one minute to the next.  An epoch resumed part-way
+    measures nothing and plans nothing.
+
+    **Stop at a step.**  Once a plan has measured the step and the evaluation, the budget
+    stops at the first step after which the time left, less one step, no longer covers the
+    final evaluation (every process agrees: ``trainer.comm.any``), wherever it is in the epoch:
+    a machine that stalls mid-epoch (a 322-s epoch once made a 3-minute run take 6) does not
+    overrun.  It records ``plan["stopped"]``, saves ``latest.pt`` at that step and ends the fit
+    with the epoch unfinished; the final evaluation takes the best epoch so far, and the same
+    command run again goes straight to it.  Before any epoch has finished there is none to
+    evaluate: a UsageError says so.
     """
 
     FINAL_EVAL_PASSES = 12
@@ -222,12 +242,17 @@ class TimeBudget(Callback):
     def seconds_left(self) -> float:
         return self.budget_s - self.elapsed()
 
+    def final_eval_seconds(self, plan: dict) -> float:
+        return self.final_eval_passes * plan["eval_s"]
+
     def on_fit_start(self, trainer) -> None:
         plan = trainer.state.plan
         if plan.get("epochs"):
             trainer.epochs = plan["epochs"]
             self.budget_s = plan["budget_s"]
             self.started = self.clock() - plan.get("elapsed_s", 0.0)  # the clock continues after a resume
+        if plan.get("stopped"):  # the budget ran out before: straight to the final evaluation
+            trainer.stop_requested = True
         self._resumed_mid_epoch = trainer.state.next_batch > 0
         self._epoch_start = self.clock()
 
@@ -251,6 +276,9 @@ class TimeBudget(Callback):
         s = trainer.state
         if s.epoch == 0 and s.steps == self.skip_steps + self.calibration_steps:  # where every process may plan
             self._share(trainer)
+            self._refuse_if_too_short(trainer)
+        elif trainer.comm.any(self._out_of_time(trainer)):
+            self._stop_here(trainer)
 
     def _plan_from_steps(self, trainer) -> None:
         s = trainer.state
@@ -266,10 +294,46 @@ class TimeBudget(Callback):
             n_batches = len(trainer.train_source)
             eval_s = trainer.val_source.num_samples / trainer.train_source.batch_size * step_s / 3
             epoch_s = n_batches * step_s + eval_s
-            left = self.seconds_left() - (n_batches - s.next_batch) * step_s - eval_s \
-                - self.final_eval_passes * eval_s
-            self._set(trainer, 1 + math.floor(left / epoch_s), "calibration", step_s=step_s,
-                      images_per_s=trainer.train_source.batch_size / step_s)
+            first = (n_batches - s.next_batch) * step_s + eval_s + self.final_eval_passes * eval_s  # epoch 1's rest
+            measured = {"step_s": step_s, "eval_s": eval_s, "epoch_s": epoch_s,
+                        "images_per_s": trainer.train_source.batch_size / step_s}
+            if first > self.seconds_left():  # not even one epoch and the final evaluation
+                measured["min_minutes"] = math.ceil((self.elapsed() + first) / 60)
+            self._set(trainer, 1 + math.floor((self.seconds_left() - first) / epoch_s), "calibration", **measured)
+
+    def _refuse_if_too_short(self, trainer) -> None:
+        p = trainer.state.plan
+        if p.get("min_minutes"):
+            raise UsageError(
+                f"a {self.budget_s / 60:g}-minute budget cannot fit one epoch of {trainer.name} and its final "
+                f"evaluation on {trainer.device}: an epoch takes about {p['epoch_s']:.0f} s here "
+                f"({len(trainer.train_source)} steps of {p['step_s']:.2f} s, and PublicTest), the final evaluation "
+                f"about {self.final_eval_seconds(p):.0f} s, and {p['elapsed_s']:.0f} s have gone already",
+                f"give --minutes {p['min_minutes']} or more")
+
+    def _out_of_time(self, trainer) -> bool:
+        p = trainer.state.plan
+        return "eval_s" in p and self.seconds_left() - p["step_s"] < self.final_eval_seconds(p)
+
+    def _stop_here(self, trainer) -> None:
+        s, p, n = trainer.state, trainer.state.plan, len(trainer.train_source)
+        where = f"epoch {s.epoch + 1} of {trainer.epochs}, step {s.next_batch} of {n}"
+        left, need = self.seconds_left(), self.final_eval_seconds(p)
+        if s.epoch == 0 and s.next_batch < n:
+            rest = (n - s.next_batch) * p["step_s"] + p["eval_s"]
+            raise UsageError(f"the {self.budget_s / 60:g}-minute budget ran out at {where}, before any epoch "
+                             f"finished ({self.elapsed():.0f} s gone, and the final evaluation needs about "
+                             f"{need:.0f} s): there is no epoch to evaluate",
+                             f"give --minutes {math.ceil((self.elapsed() + rest + need) / 60)} or more "
+                             f"(this machine ran slower than its first steps said)")
+        p["stopped"] = {"epoch": s.epoch + 1, "step": s.next_batch, "seconds_left": left, "final_eval_s": need}
+        p["elapsed_s"] = self.elapsed()
+        trainer.save_resume()
+        trainer.stop_requested = True
+        if trainer.comm.is_writer and trainer.log:
+            print(f"[ferlib] {trainer.name}: stopped at {where} (latest.pt saved): {left:.0f} s of the "
+                  f"{self.budget_s / 60:g}-minute budget are left for the final evaluation (about {need:.0f} s), "
+                  f"of the best epoch so far ({s.best_epoch})", flush=True)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         self._plan_from_epoch(trainer, record)
@@ -288,6 +352,7 @@ class TimeBudget(Callback):
             eval_s = record["eval_seconds"]
             left = self.seconds_left() - self.final_eval_passes * eval_s
             self._set(trainer, epoch + math.floor(left / epoch_s), f"epoch {epoch}", epoch_s=epoch_s, eval_s=eval_s,
+                      step_s=max(0.0, epoch_s - eval_s) / len(trainer.train_source),
                       images_per_s=record["images_per_s"])
             if epoch == 2:
                 self._epoch_seconds.append(epoch_s)

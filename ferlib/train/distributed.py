@@ -74,9 +74,8 @@ from torch.nn.parallel import DistributedDataParallel
 from ..errors import UsageError
 
 __all__ = ["ProcessGroup", "SingleProcess", "TorchrunComm", "current_comm", "launched_by_torchrun",
-           "world_size_from_env", "session", "current", "is_main_process", "check_global_batch", "barrier",
-           "agree_any", "broadcast_from_main", "sum_over_ranks", "DistributedModel", "DistributedCriterion", "unwrap",
-           "distribute"]
+           "world_size_from_env", "session", "current", "check_global_batch", "DistributedModel",
+           "DistributedCriterion", "unwrap", "distribute"]
 
 
 @dataclass(frozen=True)
@@ -201,11 +200,6 @@ def current() -> ProcessGroup | None:
     return _CURRENT
 
 
-def is_main_process() -> bool:
-    """Rank 0 of a torchrun job, or the only process: the one that writes files and prints."""
-    return _COMM.is_writer
-
-
 def check_global_batch(batch_size: int, world_size: int) -> None:
     """The recipe's (global) batch must split evenly over the processes (UsageError otherwise)."""
     if batch_size % world_size:
@@ -285,29 +279,6 @@ def _leave(comm: SingleProcess, together: bool) -> None:
             comm.barrier()
     finally:
         dist.destroy_process_group()
-
-
-# -- small collectives (the current comm's, for callers without a trainer) ----------------------
-def agree_any(flag: bool) -> bool:
-    """True on every rank when it is True on any: :meth:`current_comm().any <SingleProcess.any>`."""
-    return _COMM.any(flag)
-
-
-def barrier() -> None:
-    """Wait for every rank (the control group's barrier); nothing in one process."""
-    _COMM.barrier()
-
-
-def broadcast_from_main(obj):
-    """Rank 0's ``obj`` on every rank (picklable objects)."""
-    return _COMM.broadcast(obj)
-
-
-def sum_over_ranks(loss: torch.Tensor, terms: dict) -> tuple[torch.Tensor, dict]:
-    """The trainer's running loss sums summed over the ranks (one all-reduce); kept for ``Trainer(reduce_sums=)``."""
-    names = sorted(terms)
-    summed = _COMM.sum([loss] + [terms[k] for k in names])
-    return summed[0], dict(zip(names, summed[1:]))
 
 
 def _all_gather_rows(t: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,9 @@ early on the ``select_on`` metric (PublicTest accuracy, highest wins; or the
 validation loss, lowest wins; patience in epochs), save ``epoch_NNN.pt`` (the last
 five are kept for the checkpoint ensemble), ``best.pt`` when the selection metric
 improves (the first best on ties), and ``latest.pt`` (resume).  A callback ends the
-run by setting ``trainer.stop_requested`` (the DNNRL §4 protocol,
-:mod:`ferlib.train.protocols`).  The test split is never seen here.
+run by setting ``trainer.stop_requested``: after an epoch (the DNNRL §4 protocol,
+:mod:`ferlib.train.protocols`) or at a step, leaving the epoch unfinished (the wall-clock
+budget).  The test split is never seen here.
 
 The criterion (:class:`~ferlib.losses.base.Criterion`) receives ``(logits, features,
 labels)``; it may own parameters (in the optimiser with their own settings), update
@@ -30,8 +31,9 @@ from typing import Callable
 
 import torch
 
+from ..errors import UsageError
 from ..evaluate.metrics import predict
-from .callbacks import TrainingInterrupted  # noqa: F401  (re-exported: tests and demos catch it)
+from .callbacks import StopTraining, TrainingInterrupted  # noqa: F401  (re-exported: tests and demos catch them)
 from .checkpoint import load_checkpoint_dict, prune_epoch_checkpoints, save_atomic, state_dict_cpu
 from .distributed import current_comm
 from .precision import autocast, autocast_dtype
@@ -104,24 +106,21 @@ class Trainer:
     ``comm.is_writer`` (rank 0) evaluates PublicTest -- the others get its numbers --
     and writes files, and the epoch's loss sums are ``comm.sum``'s (a collective: every
     process calls :meth:`sync` at the same steps, and :meth:`save_resume` too, whether
-    or not it writes).  ``writes_checkpoints`` / ``reduce_sums`` are the older spelling,
-    still accepted: ``writes_checkpoints`` must agree with ``comm.is_writer``, and the
-    sums are the comm's.
+    or not it writes).
     """
 
     def __init__(self, *, model, criterion, optimizer, schedule, train_source, val_source, run_dir,
                  epochs: int, precision: str = "fp32", identity: dict | None = None,
                  describe_model: Callable[[], dict] = dict, callbacks=(), early_stopping_patience: int | None = None,
                  validator=None, select_on: str = "accuracy", name: str = "run", log: bool = True,
-                 comm=None, writes_checkpoints: bool | None = None, reduce_sums=None,
-                 train_forward: Callable | None = None):
+                 comm=None, train_forward: Callable | None = None):
         if select_on not in SELECT_ON:
             raise ValueError(f"select_on must be one of {SELECT_ON}, got {select_on!r}")
         self.model, self.criterion, self.optimizer, self.schedule = model, criterion, optimizer, schedule
         self.train_source, self.val_source = train_source, val_source
         self.validator = validator if validator is not None else SoftmaxValidator()
         self.select_on = select_on
-        self.stop_requested = False  # set by a callback to end the run after the current epoch
+        self.stop_requested = False  # set by a callback to end the run (checked after each step and epoch)
         self.run_dir = Path(run_dir)
         self.epochs, self.precision, self.name, self.log = int(epochs), precision, name, log
         self.identity = identity or {}
@@ -129,9 +128,6 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.early_stopping_patience = early_stopping_patience
         self.comm = comm if comm is not None else current_comm()
-        if writes_checkpoints is not None and bool(writes_checkpoints) != self.comm.is_writer:
-            raise ValueError(f"writes_checkpoints={writes_checkpoints} but this process is "
-                             f"{'' if self.comm.is_writer else 'not '}the writer of its comm (rank {self.comm.rank})")
         self.train_forward = train_forward  # None: model.forward_with_features (else e.g. a compiled one)
         self.device = train_source.device
         self.state = RunState()
@@ -139,10 +135,6 @@ class Trainer:
         self._t0 = time.perf_counter()
 
     # -- the loop -------------------------------------------------------------------------
-    @property
-    def writes_checkpoints(self) -> bool:
-        return self.comm.is_writer
-
     def autocast(self):
         return autocast(self.precision, self.device)
 
@@ -164,11 +156,13 @@ class Trainer:
             crit.after_step(feats.detach().float(), y)
             if self.schedule.after_step():
                 crit.on_lr_change(opt)
-            # bookkeeping: sums on the device, position for resume, callbacks
+            # bookkeeping: sums on the device, position for resume, callbacks (which may stop here)
             self.sums.add(loss, crit.last_terms, y.shape[0])
             s.seen, s.steps, s.next_batch = s.seen + y.shape[0], s.steps + 1, k + 1
             for cb in self.callbacks:
                 cb.on_step_end(self)
+            if self.stop_requested:
+                break
         self.sync()
 
     def fit(self, *, resume: bool = True) -> RunState:
@@ -184,6 +178,8 @@ class Trainer:
             while s.epoch < self.epochs and not self._patience_exhausted() and not self.stop_requested:
                 self._t0 = time.perf_counter()
                 self.train_epoch()
+                if self.stop_requested and s.next_batch < len(self.train_source):
+                    break  # stopped at a step: the epoch stays unfinished (latest.pt holds its position)
                 self.end_epoch()
         finally:  # callbacks release what they hold (progress bar, signal handler) however the run ends
             for cb in self.callbacks:
@@ -217,51 +213,68 @@ class Trainer:
         """Logits and labels of an in-order source (PrivateTest only after training)."""
         return predict(self.model, source, autocast_dtype=self.autocast_dtype)
 
-    def _improved(self, val_acc: float, val_loss: float | None) -> bool:
-        s = self.state
-        if self.select_on == "accuracy":
-            return val_acc > s.best_val_accuracy
-        if val_loss is None:
+    def end_epoch(self) -> dict:
+        """After an epoch's last step, in this order (each a method below); returns the epoch's record."""
+        measured, eval_s = self._validate()  # PublicTest
+        record = self._record(measured, eval_s)  # the epoch's losses, lr, throughput -> the history
+        if self.schedule.after_epoch(record["train_loss"]):  # the schedule's epoch step (the plateau rule)
+            self.criterion.on_lr_change(self.optimizer)
+        improved = self._select(record)  # best so far on ``select_on``? (patience counts the others)
+        self._save_epoch(record, improved)  # epoch_NNN.pt (the last KEEP_LAST kept), best.pt
+        self._next_epoch()  # position and running sums of the next epoch
+        for cb in self.callbacks:  # budget plan, protocol, progress, Ctrl-C
+            cb.on_epoch_end(self, record)
+        self._t0 = time.perf_counter()  # evaluation and saving are not training time
+        self.save_resume()  # latest.pt: the next run resumes after this epoch
+        return record
+
+    def _validate(self) -> tuple[dict, float]:
+        """PublicTest's measures (rank 0 measures, every process gets its numbers) and the seconds it took."""
+        t = time.perf_counter()
+        measured = self.comm.broadcast(
+            self.validator(self.model, self.val_source, self.autocast_dtype) if self.comm.is_writer else None)
+        return measured, time.perf_counter() - t
+
+    def _record(self, measured: dict, eval_s: float) -> dict:
+        s, src = self.state, self.train_source
+        n = min(src.num_samples, len(src) * src.batch_size)  # images per epoch (drop_last)
+        seconds = s.train_seconds - sum(h["train_seconds"] for h in s.history)
+        record = {"epoch": s.epoch + 1, "train_loss": s.loss_sum / n,
+                  "train_terms": {k: v / n for k, v in s.term_sums.items()},
+                  "lr": self.optimizer.param_groups[0]["lr"], "val_accuracy": measured["accuracy"],
+                  "val_loss": measured["loss"], "train_seconds": seconds,
+                  "images_per_s": n / seconds if seconds > 0 else None, "eval_seconds": eval_s}
+        s.history.append(record)
+        return record
+
+    def _select(self, record: dict) -> bool:
+        s, acc, loss = self.state, record["val_accuracy"], record["val_loss"]
+        if self.select_on == "loss" and loss is None:
             raise ValueError("select_on='loss' needs a validation loss, but the validator returned none "
                              "(soft labels, or a k-NN validator without a criterion); select on 'accuracy'")
-        return s.best_val_loss is None or val_loss < s.best_val_loss
-
-    def end_epoch(self) -> dict:
-        s = self.state
-        src = self.train_source
-        epoch, n = s.epoch + 1, min(src.num_samples, len(src) * src.batch_size)  # images per epoch (drop_last)
-        seconds = s.train_seconds - sum(h["train_seconds"] for h in s.history)
-        t = time.perf_counter()
-        measured = self.comm.broadcast(  # rank 0 measures; every process gets its numbers
-            self.validator(self.model, self.val_source, self.autocast_dtype) if self.comm.is_writer else None)
-        val_acc, val_loss = measured["accuracy"], measured["loss"]
-        record = {"epoch": epoch, "train_loss": s.loss_sum / n,
-                  "train_terms": {k: v / n for k, v in s.term_sums.items()},
-                  "lr": self.optimizer.param_groups[0]["lr"], "val_accuracy": val_acc, "val_loss": val_loss,
-                  "train_seconds": seconds, "images_per_s": n / seconds if seconds > 0 else None,
-                  "eval_seconds": time.perf_counter() - t}
-        s.history.append(record)
-        if self.schedule.after_epoch(record["train_loss"]):
-            self.criterion.on_lr_change(self.optimizer)
-        improved = self._improved(val_acc, val_loss)
+        improved = (acc > s.best_val_accuracy if self.select_on == "accuracy"
+                    else s.best_val_loss is None or loss < s.best_val_loss)  # the first best on ties
         if improved:
-            s.best_val_accuracy, s.best_val_loss, s.best_epoch = val_acc, val_loss, epoch
+            s.best_val_accuracy, s.best_val_loss, s.best_epoch = acc, loss, record["epoch"]
             s.epochs_without_improvement = 0
         else:
             s.epochs_without_improvement += 1
-        if self.writes_checkpoints:
-            payload = self.model_payload(epoch=epoch, val_accuracy=val_acc, val_loss=val_loss)
-            save_atomic(payload, self.run_dir / f"epoch_{epoch:03d}.pt")
-            prune_epoch_checkpoints(self.run_dir, KEEP_LAST)
-            if improved:
-                save_atomic(payload, self.run_dir / "best.pt")
-        s.epoch, s.next_batch, s.loss_sum, s.term_sums = epoch, 0, 0.0, {}
+        return improved
+
+    def _save_epoch(self, record: dict, improved: bool) -> None:
+        if not self.comm.is_writer:
+            return
+        epoch = record["epoch"]
+        payload = self.model_payload(epoch=epoch, val_accuracy=record["val_accuracy"], val_loss=record["val_loss"])
+        save_atomic(payload, self.run_dir / f"epoch_{epoch:03d}.pt")
+        prune_epoch_checkpoints(self.run_dir, KEEP_LAST)
+        if improved:
+            save_atomic(payload, self.run_dir / "best.pt")
+
+    def _next_epoch(self) -> None:
+        s = self.state
+        s.epoch, s.next_batch, s.loss_sum, s.term_sums = s.epoch + 1, 0, 0.0, {}
         self.sums = RunningSums(self.device)
-        for cb in self.callbacks:
-            cb.on_epoch_end(self, record)
-        self._t0 = time.perf_counter()  # evaluation and saving are not training time
-        self.save_resume()
-        return record
 
     # -- checkpoints ------------------------------------------------------------------------
     def model_payload(self, **extra) -> dict:
@@ -269,7 +282,7 @@ class Trainer:
 
     def save_resume(self) -> None:
         self.sync()
-        if not self.writes_checkpoints:
+        if not self.comm.is_writer:
             return
         s = self.state
         payload = self.model_payload(
@@ -284,8 +297,11 @@ class Trainer:
             return False
         ckpt = load_checkpoint_dict(path)
         if ckpt.get("identity") != self.identity:
-            raise ValueError(f"{path} belongs to a different run (recipe, profile, seed, data or budget differ); "
-                             f"start fresh with --fresh (the old run folder is kept, renamed) or use another --run-dir")
+            differ = identity_differences(ckpt.get("identity") or {}, self.identity)
+            raise UsageError(f"{path} belongs to a different run ({', '.join(differ)} differ from this one's); "
+                             f"its run folder {self.run_dir} is not resumed",
+                             "start over with --fresh (the old folder is kept, renamed), or train in another "
+                             "folder with --run-dir DIR")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["schedule"])
@@ -300,6 +316,18 @@ class Trainer:
                      if s.epoch < self.epochs else f"after its last epoch ({s.epoch} of {self.epochs})")
             print(f"[ferlib] resuming {self.name} from {path}: {where}", flush=True)
         return True
+
+
+def identity_differences(saved: dict, current: dict) -> list[str]:
+    """The fields in which two run identities differ, a recipe's one by one (``recipe.lr``, ``seed``)."""
+    out = []
+    for k in sorted(set(saved) | set(current)):
+        a, b = saved.get(k), current.get(k)
+        if k == "recipe" and isinstance(a, dict) and isinstance(b, dict):
+            out += [f"recipe.{f}" for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
+        elif a != b:
+            out.append(k)
+    return out
 
 
 def train_images_per_s(state: RunState) -> float | None:
