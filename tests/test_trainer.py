@@ -230,7 +230,7 @@ def test_cli_train_writes_results(tmp_path, monkeypatch):
     assert r["synthetic"] is True and r["profile"] == "quick"
 
 
-def test_cli_from_notebooks_folder_writes_where_the_chapters_read(tmp_path):
+def test_cli_from_notebooks_folder_writes_where_the_chapters_read(tmp_path, monkeypatch):
     """Run from notebooks/ (JupyterLab's terminal), no overrides: results land in the kit's results/."""
     if (ROOT / "data").is_dir():
         pytest.skip("the kit has a data/ folder: this run would train on it")
@@ -248,6 +248,7 @@ def test_cli_from_notebooks_folder_writes_where_the_chapters_read(tmp_path):
         assert p.returncode == 0, p.stderr[-2000:]
         from ferlib.train.runs import find_run
 
+        monkeypatch.delenv("FERLIB_RESULTS_DIR")  # look where the child wrote (conftest isolates the others)
         found = find_run("tiny-densenet-demo", synthetic=True, budgets=("quick",))
         assert found is not None and found.origin == "yours" and found.results_path == target
         assert subprocess.run(["git", "status", "--porcelain", "--", "results"], cwd=ROOT, capture_output=True,

@@ -1,36 +1,20 @@
 """From a recipe to the built parts of a run: ``build_run(recipe, data, ...)``.
 
 Everything the :class:`~ferlib.train.trainer.Trainer` receives is made here through
-registries -- models (:mod:`ferlib.models.registry`), augmentations
-(:data:`ferlib.data.transforms.PRESETS`), criteria (:mod:`ferlib.train.criteria`),
-optimisers (:data:`OPTIMIZERS`), schedules (:mod:`ferlib.train.schedules`) -- so that
-a new loss, optimiser or schedule never edits the trainer.
-
-Optimiser: every trainable parameter of the model in one group (weight decay on all of
-them, BatchNorm and biases included, as the DenseNet reference code does), plus the
-criterion's own groups.  Fused kernels on CUDA, ``foreach`` on the CPU.
-
-Validation: a recipe read out by k-NN (``classifier="knn"``) is validated by a
-:class:`~ferlib.train.validation.KNNValidator` against a class-stratified reference
-subset of Training (``KNN_REFERENCE_PER_CLASS`` per class, evaluation transform);
-every other recipe by the softmax head.  A recipe's ``protocol`` (DNNRL §4's
-validation-loss rule, :mod:`ferlib.train.protocols`) is added as a callback.
-
-Wall-clock budget (``minutes``): the whole splits, the ``warmup-cosine`` schedule
-(the plateau rule needs an open-ended number of epochs), and a
-:class:`~ferlib.train.callbacks.TimeBudget` that plans the epochs from measured
-throughput.  A recipe's ``protocol`` is left out under a budget: its learning-rate
-cuts would fight the cosine schedule, and its stop rule the planned length.
-
-``compile``: the training forward under ``torch.compile``
-(:class:`~ferlib.train.precision.CompiledTrainingForward`, where the argument for it and
-against making it the default is written); refused where inductor cannot run and
-under torchrun.
-
-Under torchrun (:mod:`ferlib.train.distributed`, joined by the CLI before this is
-called) the Training source serves this rank's slice of each global batch, and the
-model, criterion, validator and callbacks are wrapped by
-:func:`~ferlib.train.distributed.distribute`; rank 0 alone writes checkpoints.
+registries -- models, augmentations, criteria (:mod:`ferlib.train.criteria`), optimisers
+(:data:`OPTIMIZERS`: one group of every trainable model parameter, weight decay on all as
+the DenseNet reference code does, plus the criterion's own groups; fused on CUDA, foreach
+on the CPU), schedules -- so that a new loss, optimiser or schedule never edits the trainer.
+A k-NN readout (``classifier="knn"``) is validated by a
+:class:`~ferlib.train.validation.KNNValidator` against ``KNN_REFERENCE_PER_CLASS``
+Training faces per class; a recipe's ``protocol`` (DNNRL §4) is a callback.  A wall-clock
+budget (``minutes``) trains on the whole splits with ``warmup-cosine`` and a
+:class:`~ferlib.train.callbacks.TimeBudget`, and without the protocol (its cuts would fight
+the cosine, its stop rule the plan).  ``compile`` (see
+:class:`~ferlib.train.precision.CompiledTrainingForward`) is refused where inductor cannot
+run and under torchrun, where (:mod:`ferlib.train.distributed`) the Training source serves
+this rank's slice of each global batch and :func:`~ferlib.train.distributed.distribute`
+wraps the parts.
 """
 from __future__ import annotations
 

@@ -191,32 +191,24 @@ class LongRunWarning(Callback):
 class TimeBudget(Callback):
     """Fit the run into ``minutes`` of wall clock, final evaluation included.
 
-    The plan (``trainer.state.plan``, saved with every checkpoint: a resumed run keeps it)
-    is made four times.  **Calibration**, after ``calibration_steps`` timed steps of epoch 1
-    (``skip_steps`` warm-up steps excluded): the epochs that fit at the measured step time,
-    evaluation estimated as a forward pass (1/3 of a training step per image); a budget that
-    cannot fit one epoch and the final evaluation is refused here, before it is spent (a
-    :class:`~ferlib.errors.UsageError` naming the epoch estimate and the smallest ``--minutes``
-    that fits).  **After epoch 1** (the cosine's warm-up: its length does not depend on the
-    plan) and **after epoch 2** (the first without one-off costs): the same from the measured
-    epoch, and a final evaluation of ``final_eval_passes`` PublicTest-sized passes (12: best +
-    last five checkpoints, two splits; a k-NN readout adds more, see
-    :func:`ferlib.train.build.final_eval_passes`).  **After every later epoch**: the median of
-    the last ``RECENT_EPOCHS`` epochs, shortening at once and lengthening once a full window
-    says so.  One slow epoch does not cut the run (the 2-core 60-minute ``densenet-bc`` run,
-    cut from 45 to 39 epochs on one epoch slowed by a test run, finished in 52 minutes), and a
-    planner that could only shorten finished 6 minutes early on this kit's shared machine,
-    where an epoch takes 67-87 s from one minute to the next.  An epoch resumed part-way
-    measures nothing and plans nothing.
+    The plan (``trainer.state.plan``, saved with every checkpoint: a resumed run keeps it) is
+    made after ``calibration_steps`` timed steps of epoch 1 (evaluation estimated as a third of
+    a training step per image; a budget that cannot fit one epoch and the final evaluation is
+    refused there, a UsageError naming the epoch estimate and the smallest ``--minutes`` that
+    fits), after epoch 1 (the cosine's warm-up), after epoch 2 (the first without one-off
+    costs), then on the median of the last ``RECENT_EPOCHS`` epochs: shorter at once, longer
+    once a full window says so.  The final evaluation is ``final_eval_passes`` PublicTest-sized
+    passes (:func:`ferlib.train.build.final_eval_passes`).  Why the median: the 2-core 60-minute
+    densenet-bc run, cut from 45 to 39 epochs on one epoch slowed by a test run, finished in 52
+    minutes, and a planner that could only shorten finished 6 minutes early on this kit's shared
+    machine (epochs of 67-87 s from one minute to the next).  A part-way epoch plans nothing.
 
-    **Stop at a step.**  Once a plan has measured the step and the evaluation, the budget
-    stops at the first step after which the time left, less one step, no longer covers the
-    final evaluation (every process agrees: ``trainer.comm.any``), wherever it is in the epoch:
-    a machine that stalls mid-epoch (a 322-s epoch once made a 3-minute run take 6) does not
-    overrun.  It records ``plan["stopped"]``, saves ``latest.pt`` at that step and ends the fit
-    with the epoch unfinished; the final evaluation takes the best epoch so far, and the same
-    command run again goes straight to it.  Before any epoch has finished there is none to
-    evaluate: a UsageError says so.
+    Between plans it stops **at a step** once the time left, less one step, no longer covers
+    the final evaluation (``trainer.comm.any``: every process stops there): a machine that
+    stalls mid-epoch (a 322-s epoch once made a 3-minute run take 6) does not overrun.  It
+    records ``plan["stopped"]``, saves ``latest.pt`` there and ends the fit, the epoch
+    unfinished; the final evaluation takes the best epoch so far (the same command run again
+    goes straight to it).  Before any epoch has finished, a UsageError says so.
     """
 
     FINAL_EVAL_PASSES = 12

@@ -1,26 +1,18 @@
 """The training loop: built parts in, checkpoints and an epoch history out.
 
-:class:`Trainer` receives what :func:`ferlib.train.build.build_run` made from a
-recipe -- model, criterion, optimiser, schedule, the Training and PublicTest batch
-sources, the validator, the run folder, callbacks -- and only loops.  Its step
-(:meth:`train_epoch`) has five commented phases; everything else is a callback
-(:mod:`ferlib.train.callbacks`) or a part.
-
-Each epoch: train, validate on PublicTest with the ``validator``
-(:mod:`ferlib.train.validation`: softmax accuracy and cross-entropy by default, k-NN
-accuracy and the criterion's validation loss for embedding networks), select and stop
-early on the ``select_on`` metric (PublicTest accuracy, highest wins; or the
-validation loss, lowest wins; patience in epochs), save ``epoch_NNN.pt`` (the last
-five are kept for the checkpoint ensemble), ``best.pt`` when the selection metric
-improves (the first best on ties), and ``latest.pt`` (resume).  A callback ends the
-run by setting ``trainer.stop_requested``: after an epoch (the DNNRL §4 protocol,
-:mod:`ferlib.train.protocols`) or at a step, leaving the epoch unfinished (the wall-clock
-budget).  The test split is never seen here.
-
-The criterion (:class:`~ferlib.losses.base.Criterion`) receives ``(logits, features,
-labels)``; it may own parameters (in the optimiser with their own settings), update
-state after each step (``after_step``: the center rule) and follow the learning rate
-(``on_lr_change``: the center term's own rate).
+:class:`Trainer` receives what :func:`ferlib.train.build.build_run` made from a recipe
+(model, criterion, optimiser, schedule, Training and PublicTest batch sources, validator,
+run folder, callbacks) and only loops: :meth:`~Trainer.train_epoch`'s step has five
+commented phases, :meth:`~Trainer.end_epoch` reads as its named steps (validate on
+PublicTest, record, select on ``select_on`` -- PublicTest accuracy, highest wins, or the
+validator's loss, lowest wins; first best on ties; patience in epochs -- save
+``epoch_NNN.pt``, the last five kept for the checkpoint ensemble, and ``best.pt``, then
+callbacks and ``latest.pt``); everything else is a callback (:mod:`ferlib.train.callbacks`).
+A callback ends the run by setting ``trainer.stop_requested``: after an epoch (the DNNRL
+§4 protocol) or at a step, the epoch left unfinished (the wall-clock budget).  The test
+split is never seen here.  The criterion receives ``(logits, features, labels)``; it may
+own parameters, update state after each step (``after_step``: the center rule) and follow
+the learning rate (``on_lr_change``: the center term's own rate).
 """
 from __future__ import annotations
 
@@ -32,7 +24,6 @@ from typing import Callable
 import torch
 
 from ..errors import UsageError
-from ..evaluate.metrics import predict
 from .callbacks import StopTraining, TrainingInterrupted  # noqa: F401  (re-exported: tests and demos catch them)
 from .checkpoint import load_checkpoint_dict, prune_epoch_checkpoints, save_atomic, state_dict_cpu
 from .distributed import current_comm
@@ -208,10 +199,6 @@ class Trainer:
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return autocast_dtype(self.precision)
-
-    def evaluate(self, source) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and labels of an in-order source (PrivateTest only after training)."""
-        return predict(self.model, source, autocast_dtype=self.autocast_dtype)
 
     def end_epoch(self) -> dict:
         """After an epoch's last step, in this order (each a method below); returns the epoch's record."""
