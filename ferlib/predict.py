@@ -41,7 +41,7 @@ DEFAULT_RECIPE = "densenet-bc-center"  # the kit's committed model of this recip
 
 def default_model_path() -> Path:
     """The kit's committed real-data model of :data:`DEFAULT_RECIPE` with the largest budget (``models/``)."""
-    from .train.runs import RunKey, find_trained
+    from .runs import RunKey, find_trained
 
     run = find_trained(DEFAULT_RECIPE, own=False)
     return run.checkpoint if run else RunKey(DEFAULT_RECIPE, "60min-cpu-2threads").model_path()
@@ -151,9 +151,9 @@ def predict_faces(photo: np.ndarray, model) -> list[FacePrediction]:
 
 def load_predictor(model_path: str | Path | None = None):
     """The model to predict with, loaded on the CPU: a checkpoint file, a run folder, a run name or a
-    recipe name (:func:`ferlib.train.runs.resolve_model`); default the kit's committed model."""
+    recipe name (:func:`ferlib.runs.resolve_model`); default the kit's committed model."""
     from .train.checkpoint import load_model
-    from .train.runs import resolve_model
+    from .runs import resolve_model
 
     if model_path:
         try:

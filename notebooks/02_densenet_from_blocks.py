@@ -60,7 +60,7 @@ from ferlib.train.recipes import get_recipe
 from ferlib.evaluate.wording import difference_phrase
 from ferlib.jobs.tables import paper_vs_ours, run_label
 from ferlib.train.results import run_recipe
-from ferlib.train.runs import find_run, find_runs
+from ferlib.runs import find_run, find_runs
 from ferlib.train.schedules import build_schedule
 from ferlib.train.trainer import KEEP_LAST
 from ferlib.viz import model_plots
@@ -414,7 +414,7 @@ print(f"doubling k from 16 to 32 multiplies DenseNet's parameters by {ratio_p:.2
 #   `python -m ferlib train <recipe> --profile full --device cuda` (or
 #   `python -m ferlib train <recipe> --minutes 60` for an hour on a laptop CPU) writes the
 #   run's results file with its provenance; the command resumes an interrupted run. The
-#   chapter **reads** those results through `ferlib.train.runs` — your runs and the kit's
+#   chapter **reads** those results through `ferlib.runs` — your runs and the kit's
 #   committed ones, each labelled — and prints the command for every row that has none.
 #
 # Either way the epoch is **selected on PublicTest**; PrivateTest is evaluated once, at

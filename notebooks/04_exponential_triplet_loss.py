@@ -78,7 +78,7 @@ from ferlib.data.normalize import PixelStandardizer
 from ferlib.evaluate.wording import difference_phrase
 from ferlib.jobs.tables import paper_vs_ours, run_label
 from ferlib.train.results import run_recipe
-from ferlib.train.runs import RunKey, find_run, find_runs
+from ferlib.runs import RunKey, find_run, find_runs
 from ferlib.viz.tables import paper_vs_ours_long, wrapped
 from ferlib.viz import triplet_plots as tplots
 from ferlib.viz.source import show_code
@@ -713,7 +713,7 @@ pd.DataFrame({name: {f: str(getattr(get_recipe(name), f)) for f in fields} for n
 # * **full**: the chapter trains nothing — the paper's protocol on the whole of FER-2013
 #   is a GPU job, run from a terminal: `python -m ferlib train dnnrl --profile full
 #   --device cuda` (or `--minutes 60` for an hour on a CPU) writes the run's results file
-#   with its provenance. The cell **reads** the runs `ferlib.train.runs` finds (yours and
+#   with its provenance. The cell **reads** the runs `ferlib.runs` finds (yours and
 #   the kit's, labelled) and prints the command for each recipe that has none.
 
 # %%

@@ -57,7 +57,7 @@ from ferlib.data.dataset import stratified_subset
 from ferlib.evaluate.wording import difference_phrase
 from ferlib.jobs.tables import load_results, run_label
 from ferlib.train.results import run_recipe
-from ferlib.train.runs import RunKey, find_runs, split_sizes
+from ferlib.runs import RunKey, find_runs, split_sizes
 from ferlib.viz import knn_plots as kplots
 
 T0 = time.perf_counter()
@@ -104,7 +104,7 @@ def labelled(table):
 # %%
 def trained_run(name):
     """(results, checkpoint, where from) of the largest-budget run of ``name`` on this kind of data that
-    ``ferlib.train.runs`` finds (chapter 04's quick runs, yours, the kit's); else one quick smoke run here."""
+    ``ferlib.runs`` finds (chapter 04's quick runs, yours, the kit's); else one quick smoke run here."""
     budgets = ("quick",) if QUICK else None
     for run in find_runs(name, synthetic=bool(ds.synthetic), budgets=budgets):
         r = run.results()
@@ -370,7 +370,7 @@ kplots.embedding_scatter(tsne, all_y, ds.class_names, hover=hover, tag=ds.tag, m
 # With FER-2013 present, the same protocol on the deep features (the layer before the
 # classifier, `load_model(path).features(pixels)`) of the kit's committed real models — the
 # 60-minute, 2-thread CPU runs of `densenet-bc` and `densenet-bc-center` (chapter 02 and
-# 03), found by `ferlib.train.runs.find_runs`. They were trained with a softmax head, not a
+# 03), found by `ferlib.runs.find_runs`. They were trained with a softmax head, not a
 # triplet loss: k-NN on their features asks whether the softmax (and center loss) already
 # put same-class faces close together. k is chosen on PublicTest, PrivateTest is reported
 # beside the model's own softmax head. In the quick profile the reference set is a

@@ -68,7 +68,7 @@ from ferlib.train.checkpoint import load_model
 from ferlib.train.criteria import CenterLossConfig
 from ferlib.train.recipes import RECIPES, Budget, smoke_recipe
 from ferlib.train.results import run_recipe
-from ferlib.train.runs import RunKey, find_runs, find_trained
+from ferlib.runs import RunKey, find_runs, find_trained
 from ferlib.viz import ensemble_plots as eplots
 from ferlib.viz.data_plots import image_grid
 from ferlib.viz.tables import paper_vs_ours_long, wrapped
@@ -118,7 +118,7 @@ print(f"profile: {PROFILE}")
 # ## 2. The members
 #
 # * **Real runs**, when FER-2013 is here: for each DenseNet-CL Table II recipe, its
-#   largest-budget trained run that `ferlib.train.runs.find_trained` finds — your own run
+#   largest-budget trained run that `ferlib.runs.find_trained` finds — your own run
 #   folder (`runs/NAME/best.pt`, e.g. from `python -m ferlib train densenet-bc --minutes 60`)
 #   or the kit's committed model (`models/NAME.pt`: the 60-minute, 2-thread CPU runs of
 #   `densenet-bc` and `densenet-bc-center`). The cell below prints each member's run name and

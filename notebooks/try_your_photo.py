@@ -49,7 +49,7 @@ if default_model_path().is_file():
 else:
     from ferlib.train.recipes import get_recipe
     from ferlib.train.results import run_recipe  # the quick smoke model: one library call
-    from ferlib.train.runs import RunKey
+    from ferlib.runs import RunKey
 
     smoke_data = load_fer2013(verbose=False)
     key = RunKey.for_training("densenet-bc", "quick", synthetic=bool(smoke_data.synthetic))

@@ -79,7 +79,7 @@ def test_sync_bn_and_environment_mistakes_are_one_message(monkeypatch):
 
 
 def test_budget_results_name_the_number_of_processes(monkeypatch):
-    from ferlib.train.runs import budget_tag, RunKey
+    from ferlib.runs import budget_tag, RunKey
 
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert budget_tag(10, torch.device("cuda")) == "10min-cuda-4gpus"

@@ -1,4 +1,4 @@
-"""A run's identity (ferlib.train.runs): names, folders, results paths, and finding runs largest budget first."""
+"""A run's identity (ferlib.runs): names, folders, results paths, and finding runs largest budget first."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ferlib.train.recipes import get_recipe
-from ferlib.train.runs import (RunKey, budget_size, budget_tag, find_run, find_runs, find_trained, is_budget_result,
+from ferlib.runs import (RunKey, budget_size, budget_tag, find_run, find_runs, find_trained, is_budget_result,
                                resolve_model, split_sizes)
 
 KIT = Path(__file__).resolve().parent.parent
@@ -77,12 +77,16 @@ def test_find_runs_largest_first_kit_before_yours_and_not_a_longer_named_sibling
     _write(res / "local" / "budget" / "densenet-bc-60min-cpu-2threads.json")  # yours, larger
     _write(res / "local" / "budget" / "densenet-bc-60min-cpu-1thread.json")  # yours, same budget as the kit's
     (kit_dirs / "runs" / "densenet-bc-quick-synthetic-seed0").mkdir(parents=True)
+    _write(res / "local" / "quick" / "densenet-bc-synthetic.json")  # the same run's results
+    _write(res / "local" / "quick" / "densenet-bc-center-synthetic.json")  # another recipe's
     runs = find_runs("densenet-bc", synthetic=None)
     got = [(r.key.budget, r.origin) for r in runs]
     # the kit's committed models/densenet-bc-60min-cpu-2threads.pt is a kit run of that budget
     assert got[:4] == [("60min-cpu-2threads", "kit"), ("60min-cpu-2threads", "yours"),
                        ("60min-cpu-1thread", "kit"), ("60min-cpu-1thread", "yours")]
     assert got[-1] == ("quick", "yours") and runs[-1].key.synthetic
+    assert runs[-1].run_dir.name == "densenet-bc-quick-synthetic-seed0"
+    assert runs[-1].results_path == res / "local" / "quick" / "densenet-bc-synthetic.json"
     assert all(r.key.recipe == "densenet-bc" for r in runs)
     assert {r.origin for r in find_runs("densenet-bc", own=False)} == {"kit"}
     assert find_run("densenet-bc", synthetic=True).key.budget == "quick"

@@ -246,7 +246,7 @@ def test_cli_from_notebooks_folder_writes_where_the_chapters_read(tmp_path, monk
         p = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "notebooks", env=env, capture_output=True,
                            text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-2000:]
-        from ferlib.train.runs import find_run
+        from ferlib.runs import find_run
 
         monkeypatch.delenv("FERLIB_RESULTS_DIR")  # look where the child wrote (conftest isolates the others)
         found = find_run("tiny-densenet-demo", synthetic=True, budgets=("quick",))

@@ -41,7 +41,7 @@ PAIR_LABELS = ("softmax only", "softmax + center loss")
 
 def _real_runs(name: str) -> dict[str, object]:
     """``{budget: FoundRun}`` of the real-data seed-0 runs of recipe ``name`` that have a model (largest first)."""
-    from ..train.runs import find_runs
+    from ..runs import find_runs
 
     found = {}
     for run in find_runs(name, synthetic=False, seed=0):
@@ -142,7 +142,7 @@ def real_pair_results(base: str):
     """``(softmax results, center-loss results)`` of the same kind of real run of ``base`` and
     ``base-center`` -- the full-profile pair, else the wall-clock-budget pair on the same budget
     with the largest budget -- or None."""
-    from ..train.runs import find_runs
+    from ..runs import find_runs
 
     def by_budget(name):
         out = {}

@@ -36,7 +36,7 @@ def train_command(args) -> int:
     from ..train.precision import compile_unavailable_reason, resolve_precision
     from ..train.recipes import get_recipe
     from ..train.results import run_recipe
-    from ..train.runs import RunKey, keep_old_run
+    from ..runs import RunKey, keep_old_run
 
     recipe = user_choice(get_recipe, args.recipe)
     profile = user_choice(get_profile, args.profile)

@@ -35,7 +35,7 @@ import numpy as np
 from .. import paths, provenance
 from ..errors import UsageError
 from ..evaluate import ensemble as ens
-from ..train.runs import OWN_RESULTS
+from ..runs import OWN_RESULTS
 from ..evaluate.tta import TTA_MODES, check_mode, tencrop_margin, views_per_image
 
 SPLITS = (ens.FIT_SPLIT, ens.TEST_SPLIT)
@@ -85,11 +85,11 @@ def _resolve(spec: str | Path, profile: str | None = None) -> tuple[str, Path | 
     """``(name, run folder or None, model file or None, identity)`` of a member named on the command line.
 
     A run folder, a checkpoint file (e.g. the kit's committed ``models/NAME.pt``), a run name or a
-    recipe name (its largest-budget run: :func:`ferlib.train.runs.find_trained`; ``profile`` limits
+    recipe name (its largest-budget run: :func:`ferlib.runs.find_trained`; ``profile`` limits
     a recipe name to that profile's runs).
     """
     from ..train.recipes import RECIPES
-    from ..train.runs import FoundRun, RunKey, find_trained, resolve_model
+    from ..runs import FoundRun, RunKey, find_trained, resolve_model
 
     budgets = None if profile is None else (profile,)
     try:

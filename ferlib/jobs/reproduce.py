@@ -112,7 +112,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import UsageError
 from ..provenance import CodeVersion, read_json
-from ..train.runs import OWN_RESULTS, RunKey, keep_old_run
+from ..runs import OWN_RESULTS, RunKey, keep_old_run
 
 BUDGET_EXIT = 3  # the wall budget ran out: some rows interrupted or not started; the same command continues
 INTERRUPT_EXIT = 130  # Ctrl-C, as train

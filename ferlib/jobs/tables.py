@@ -1,6 +1,6 @@
 """Paper beside ours: the tables chapters and ``reproduce`` print from recorded results files.
 
-Each row reads a results file found by :func:`ferlib.train.runs.find_runs` -- the kit's committed
+Each row reads a results file found by :func:`ferlib.runs.find_runs` -- the kit's committed
 runs and, labelled as such, your own -- and puts our number beside the paper's for every key of
 the recipe's ``paper_results``.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..train.runs import find_runs
+from ..runs import find_runs
 
 
 def load_results(path: str | Path) -> dict:

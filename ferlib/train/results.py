@@ -35,7 +35,7 @@ from .checkpoint import load_checkpoint_dict
 from .distributed import current as current_process_group
 from .distributed import world_size_from_env
 from .recipes import Recipe
-from .runs import BUDGET_PROFILE, RunKey, is_budget_result
+from ..runs import BUDGET_PROFILE, RunKey, is_budget_result
 from .trainer import KEEP_LAST, train_images_per_s
 from .validation import predict_embeddings
 

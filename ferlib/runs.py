@@ -24,12 +24,13 @@ chapter-03 pairs all go through it.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
-from ..provenance import read_json
+from . import paths
+from .provenance import read_json
 
 PROFILES = ("quick", "full")
 BUDGET_PROFILE = "budget"  # the "profile" a wall-clock-budget results file records
@@ -51,15 +52,22 @@ def budget_tag(minutes: float, device=None, threads: int | None = None, processe
     """
     import torch
 
-    from .distributed import world_size_from_env
-
     kind = torch.device(device or "cpu").type
-    processes = processes or world_size_from_env()
+    processes = processes or _world_size()
     several = "" if processes == 1 else f"-{processes}{'gpus' if kind == 'cuda' else 'procs'}"
     if kind != "cpu":
         return f"{minutes:g}min-{kind}{several}"
     n = threads or torch.get_num_threads()
     return f"{minutes:g}min-cpu-{n}thread{'s' if n > 1 else ''}{several}"
+
+
+def _world_size() -> int:
+    """torchrun's ``WORLD_SIZE`` (1 without torchrun); the command line has already refused a malformed one
+    (:func:`ferlib.train.distributed.world_size_from_env`)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
 
 
 def is_budget_tag(text: str) -> bool:
@@ -214,16 +222,23 @@ def _kit_and_own_results(recipe: str) -> list[tuple[str, Path]]:
 
 
 def _key_of_results_file(path: Path, recipe: str) -> RunKey | None:
-    rest = path.stem[len(recipe):]
-    m = re.fullmatch(r"(-(?P<budget>[^/]*?))?(?P<synthetic>-synthetic)?(-seed(?P<seed>\d+))?", rest)
-    if m is None:
-        return None
+    """The key of ``[budget/|quick/]RECIPE[-BUDGET][-synthetic][-seedS].json``, or None (another recipe's file)."""
+    rest, seed = path.stem[len(recipe):], 0
+    if (m := re.search(r"-seed(\d+)$", rest)) is not None:
+        rest, seed = rest[:m.start()], int(m[1])
+    synthetic = rest.endswith("-synthetic")
+    rest = rest[:-len("-synthetic")] if synthetic else rest
     folder = path.parent.name
-    budget = m["budget"] or ("quick" if folder == "quick" else "full")
-    if (budget in PROFILES) == (folder == "budget") or (folder == "quick") != (budget == "quick"):
+    if rest:
+        if not rest.startswith("-") or folder != "budget":
+            return None  # e.g. densenet-bc-center.json when looking for densenet-bc
+        budget = rest[1:]
+    elif folder == "budget":
         return None
+    else:
+        budget = "quick" if folder == "quick" else "full"
     try:
-        return RunKey(recipe, budget, int(m["seed"] or 0), bool(m["synthetic"]))
+        return RunKey(recipe, budget, seed, synthetic)
     except ValueError:
         return None
 
