@@ -198,14 +198,12 @@ class TimeBudget(Callback):
     fits), after epoch 1 (the cosine's warm-up), after epoch 2 (the first without one-off
     costs), then on the median of the last ``RECENT_EPOCHS`` epochs: shorter at once, longer
     once a full window says so.  The final evaluation is ``final_eval_passes`` PublicTest-sized
-    passes (:func:`ferlib.train.build.final_eval_passes`).  Why the median: the 2-core 60-minute
-    densenet-bc run, cut from 45 to 39 epochs on one epoch slowed by a test run, finished in 52
-    minutes, and a planner that could only shorten finished 6 minutes early on this kit's shared
-    machine (epochs of 67-87 s from one minute to the next).  A part-way epoch plans nothing.
+    passes (:func:`ferlib.train.build.final_eval_passes`).  Why the median, and not the last
+    epoch or a shorten-only rule: the runs in ``results/README.md``.  A part-way epoch plans nothing.
 
     Between plans it stops **at a step** once the time left, less one step, no longer covers
     the final evaluation (``trainer.comm.any``: every process stops there): a machine that
-    stalls mid-epoch (a 322-s epoch once made a 3-minute run take 6) does not overrun.  It
+    stalls mid-epoch does not overrun.  It
     records ``plan["stopped"]``, saves ``latest.pt`` there and ends the fit, the epoch
     unfinished; the final evaluation takes the best epoch so far (the same command run again
     goes straight to it).  Before any epoch has finished, a UsageError says so.
