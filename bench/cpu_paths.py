@@ -25,7 +25,6 @@ as much as the paths.  ``--same-process`` restores that mode, to see the effect.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -106,7 +105,7 @@ def main(argv=None) -> dict:
     from ferlib.models.summary import count_flops
     from ferlib.train.precision import cpu_has_fast_bf16
     from ferlib.train.recipes import RECIPES
-    from ferlib.provenance import device_info, git_info, library_versions
+    from ferlib.provenance import device_info, git_info, library_versions, write_json
 
     paths = PATHS + (("bf16+cl+compile",) if args.compile else ())
     if args.paths:
@@ -157,7 +156,7 @@ def main(argv=None) -> dict:
     out["provenance"] = {**git_info(), **device_info(torch.device("cpu")), "versions": library_versions(),
                          "wall_time_s": time.time() - started, "command": " ".join(sys.argv)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write_json(out, args.out)
     print(f"-> {args.out}")
     return out
 

@@ -19,7 +19,6 @@ curves are compared epoch by epoch.  Writes ``results/bench_precision_quality.js
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -102,7 +101,7 @@ def main(argv=None) -> dict:
     from ferlib.data.splits import PreparedData
     from ferlib.train.precision import resolve_precision
     from ferlib.train.recipes import RECIPES
-    from ferlib.provenance import device_info, git_info, library_versions
+    from ferlib.provenance import device_info, git_info, library_versions, write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -141,7 +140,7 @@ def main(argv=None) -> dict:
            "provenance": {**git_info(), **device_info(torch.device("cpu")), "versions": library_versions(),
                           "wall_time_s": time.time() - started, "command": " ".join(["python", *sys.argv])}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write_json(out, args.out)
     log(f"-> {args.out}")
     return out
 

@@ -25,7 +25,7 @@ def main() -> None:
     from ferlib import paths
     from ferlib.data.discovery import load_fer2013
     from ferlib.predict import CASCADE
-    from ferlib.provenance import device_info, git_info
+    from ferlib.provenance import device_info, git_info, write_json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir")
@@ -65,7 +65,7 @@ def main() -> None:
                        "wall_time_s": time.time() - t0, "command": "python bench/predict_crop_margin.py"},
     }
     path = paths.results_dir() / "bench_predict_crop_margin.json"
-    path.write_text(json.dumps(out, indent=1))
+    write_json(out, path)
     print(json.dumps({k: v for k, v in out.items() if k != "provenance"}, indent=1))
     print(f"-> {path}")
 

@@ -663,7 +663,7 @@ def _print_table(results, device, log) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from ferlib.provenance import device_info, git_info, library_versions
+    from ferlib.provenance import device_info, git_info, library_versions, write_json
     from ferlib.train.build import resolve_device
 
     started = time.time()
@@ -768,9 +768,7 @@ def main(argv=None) -> dict:
                                             *(argv if argv is not None else sys.argv[1:])])},
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(out_path)
+    write_json(report, out_path)
     log(f"\nwrote {out_path} (wall time {report['provenance']['wall_time_s']:.1f} s)")
     return report
 

@@ -23,7 +23,6 @@ checkpoint's own evaluation transform, exactly as evaluation saw its faces
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 

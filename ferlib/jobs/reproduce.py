@@ -95,7 +95,6 @@ is not yet measured.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import re

@@ -33,9 +33,8 @@ from ..profiles import get_profile
 from .build import build_run, resolve_device
 from .checkpoint import load_checkpoint_dict
 from .distributed import current as current_process_group
-from .distributed import world_size_from_env
 from .recipes import Recipe
-from ..runs import BUDGET_PROFILE, RunKey, is_budget_result
+from ..runs import BUDGET_PROFILE, RunKey
 from .trainer import KEEP_LAST, train_images_per_s
 from .validation import predict_embeddings
 
