@@ -854,4 +854,4 @@ display(Markdown(
 
 # %%
 WORK.cleanup()
-print(f"chapter 06 ran in {time.perf_counter() - T0:.1f} s ({PROFILE} profile, {LABEL}, {ds.tag})")
+print(f"chapter 06 ran in {time.perf_counter() - T0:.1f} s ({LABEL}; {ds.tag})")
