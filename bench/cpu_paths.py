@@ -105,7 +105,7 @@ def main(argv=None) -> dict:
     from ferlib.models.summary import count_flops
     from ferlib.train.precision import cpu_has_fast_bf16
     from ferlib.train.recipes import RECIPES
-    from ferlib.provenance import device_info, git_info, library_versions, write_json
+    from ferlib.provenance import record, write_json
 
     paths = PATHS + (("bf16+cl+compile",) if args.compile else ())
     if args.paths:
@@ -153,9 +153,7 @@ def main(argv=None) -> dict:
             res["ratio_default_over_fp32"] = res["bf16+cl"]["images_per_s"] / res["fp32"]["images_per_s"]
             print(f"  {name:<18s} bf16+cl / fp32 = {res['ratio_default_over_fp32']:.2f}x")
             out["models"].setdefault(name, {})[threads] = {"forward_gflop_per_image": fwd / 1e9, **res}
-    out["provenance"] = {**git_info(), **device_info(torch.device("cpu")), "versions": library_versions(),
-                         "wall_time_s": time.time() - started, "command": " ".join(sys.argv)}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out["provenance"] = record("cpu", wall_time_s=time.time() - started, command=" ".join(sys.argv))
     write_json(out, args.out)
     print(f"-> {args.out}")
     return out

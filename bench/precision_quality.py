@@ -101,7 +101,7 @@ def main(argv=None) -> dict:
     from ferlib.data.splits import PreparedData
     from ferlib.train.precision import resolve_precision
     from ferlib.train.recipes import RECIPES
-    from ferlib.provenance import device_info, git_info, library_versions, write_json
+    from ferlib.provenance import record, write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,9 +137,7 @@ def main(argv=None) -> dict:
            "recipe": args.recipe, "epochs": args.epochs, "schedule": "warmup-cosine to 0 at the last step",
            "default_precision": default, "data": {"tag": tag, "Training": len(train), "PublicTest": len(val)},
            "runs": runs, "comparison": verdict,
-           "provenance": {**git_info(), **device_info(torch.device("cpu")), "versions": library_versions(),
-                          "wall_time_s": time.time() - started, "command": " ".join(["python", *sys.argv])}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+           "provenance": record("cpu", wall_time_s=time.time() - started, command=" ".join(["python", *sys.argv]))}
     write_json(out, args.out)
     log(f"-> {args.out}")
     return out

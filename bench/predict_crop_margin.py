@@ -25,7 +25,7 @@ def main() -> None:
     from ferlib import paths
     from ferlib.data.discovery import load_fer2013
     from ferlib.predict import CASCADE
-    from ferlib.provenance import device_info, git_info, write_json
+    from ferlib.provenance import record, write_json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir")
@@ -61,8 +61,7 @@ def main() -> None:
                                      "q75": float(np.percentile(r[:, 2], 75))},
         "box_offset_in_image_over_box_side": {"x_median": float(np.median(r[:, 0])),
                                               "y_median": float(np.median(r[:, 1]))},
-        "provenance": {**git_info(), **device_info(__import__("torch").device("cpu")),
-                       "wall_time_s": time.time() - t0, "command": "python bench/predict_crop_margin.py"},
+        "provenance": record("cpu", wall_time_s=time.time() - t0, command="python bench/predict_crop_margin.py"),
     }
     path = paths.results_dir() / "bench_predict_crop_margin.json"
     write_json(out, path)

@@ -663,7 +663,7 @@ def _print_table(results, device, log) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from ferlib.provenance import device_info, git_info, library_versions, write_json
+    from ferlib.provenance import device_info, record, write_json
     from ferlib.train.build import resolve_device
 
     started = time.time()
@@ -757,17 +757,14 @@ def main(argv=None) -> dict:
         "throughput": results,
         "time_to_accuracy": tta,
         "full_run": full,
-        "provenance": {**git_info(), **device_info(device), "versions": library_versions(),
-                       "cpu_count": os.cpu_count(),
-                       "cudnn_benchmark": torch.backends.cudnn.benchmark,
-                       "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-                       "float32_matmul_precision": torch.get_float32_matmul_precision(),
-                       "started": _dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
-                       "wall_time_s": time.perf_counter() - t_start,
-                       "command": " ".join(["python bench/throughput.py",
-                                            *(argv if argv is not None else sys.argv[1:])])},
+        "provenance": record(
+            device, cpu_count=os.cpu_count(), cudnn_benchmark=torch.backends.cudnn.benchmark,
+            cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+            float32_matmul_precision=torch.get_float32_matmul_precision(),
+            started=_dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
+            wall_time_s=time.perf_counter() - t_start,
+            command=" ".join(["python bench/throughput.py", *(argv if argv is not None else sys.argv[1:])])),
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(report, out_path)
     log(f"\nwrote {out_path} (wall time {report['provenance']['wall_time_s']:.1f} s)")
     return report
