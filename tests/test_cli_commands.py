@@ -150,8 +150,29 @@ def check_reproduce(root, capsys):
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # a dry run writes nothing
 
 
+def check_hand_crafted(root, capsys):
+    assert main(["hand-crafted", "--features", "hog", "--classifiers", "logistic", "--C", "0.01", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "[hand-crafted] hog--logistic: 800 values" in out and "SYNTHETIC" in out
+    r = json.loads((root / "results" / "local" / "quick" / "hand_crafted" / "hog--logistic.json").read_text())
+    assert [g["C"] for g in r["grid"]] == [0.01, 0.1] and r["chosen_C"] in (0.01, 0.1)
+    assert main(["hand-crafted", "--features", "hog", "--publish"]) == 2  # synthetic rows are never published
+    assert "smoke test" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse's one-line "error: argument --C: ..." and status 2
+        main(["hand-crafted", "--C", "-1"])
+    assert exit_.value.code == 2 and "--C takes positive numbers, got '-1'" in capsys.readouterr().err
+
+
+def check_face_filter(root, capsys):
+    assert main(["face-filter", "--quiet"]) == 0
+    r = json.loads((root / "results" / "local" / "quick" / "hand_crafted" / "face_filter.json").read_text())
+    assert r["synthetic"] is True and set(r["totals"]) == {"Training", "PublicTest", "PrivateTest"}
+    assert sum(t["images"] for t in r["totals"].values()) == r["data"]["images"]
+
+
 CHECKS = {"data": check_data, "recipes": check_recipes, "train": check_train, "export": check_export,
-          "predict": check_predict, "ensemble": check_ensemble, "reproduce": check_reproduce}
+          "predict": check_predict, "ensemble": check_ensemble, "reproduce": check_reproduce,
+          "hand-crafted": check_hand_crafted, "face-filter": check_face_filter}
 
 
 def test_every_command_has_a_test(capsys):

@@ -7,6 +7,8 @@
     python -m ferlib ensemble MEMBER... [--method mean|vote|de] [--tta none|flip|tencrop] [--last-k K]
     python -m ferlib reproduce PAPER_OR_RECIPE... [--workers N] [--minutes M] [--dry-run] [--overwrite]
     python -m ferlib export RUN_OR_CHECKPOINT OUT.pt [--check-split PrivateTest]
+    python -m ferlib hand-crafted [--features F...] [--classifiers C...] [--face-filter RULE]
+    python -m ferlib face-filter
     torchrun --nproc-per-node N -m ferlib train RECIPE ...   (DistributedDataParallel, see README)
 
 A mistake (an unknown recipe or profile, a device that is not there, bad data) exits
@@ -30,13 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
-    from . import data, ensemble, predict, reproduce, train
+    from . import data, ensemble, hand_crafted, predict, reproduce, train
 
     data.add_command(sub)
     train.add_commands(sub)
     predict.add_command(sub)
     ensemble.add_command(sub)
     reproduce.add_command(sub)
+    hand_crafted.add_commands(sub)
     return parser
 
 
