@@ -336,6 +336,12 @@ def ferplus_dataset(dataset: FERDataset, votes: FERPlusVotes, mode: str = "major
     with :func:`training_targets`); ``labels.mode`` is ``mode``.
     """
     align_ferplus(dataset, votes)
+    return _relabel(dataset, votes, mode, exclude_rows, eval_mode)
+
+
+def _relabel(dataset: FERDataset, votes: FERPlusVotes, mode: str, exclude_rows, eval_mode,
+             format_note: str = "FER+ labels") -> tuple[FERDataset, FERPlusLabels]:
+    """:func:`ferplus_dataset` after the alignment check (the synthetic votes skip that check)."""
     labels = ferplus_labels(votes, mode)
     if eval_mode is not None and eval_mode != mode:
         ev = ferplus_labels(votes, eval_mode)
@@ -346,15 +352,100 @@ def ferplus_dataset(dataset: FERDataset, votes: FERPlusVotes, mode: str = "major
         labels = FERPlusLabels(rows[by_row], cat(labels.targets, ev.targets), cat(labels.labels, ev.labels),
                                cat(labels.usage, ev.usage), mode)
     if exclude_rows is not None:
-        keep = ~np.isin(labels.rows, exclude_rows)
+        keep = ~np.isin(labels.rows, np.asarray(exclude_rows))
         labels = FERPlusLabels(labels.rows[keep], labels.targets[keep], labels.labels[keep],
                                labels.usage[keep], mode)
     order = np.argsort(dataset.rows)
     images = dataset.subset(order[labels.rows])
     from dataclasses import replace
 
-    images = replace(images, labels=labels.labels, class_names=FERPLUS_CLASSES)
+    images = replace(images, labels=labels.labels, class_names=FERPLUS_CLASSES,
+                     format=f"{dataset.format} + {format_note}")
     return images, labels
+
+
+# -- the protocol of Sobel-Laplacian-CL (chapter 08) ---------------------------------------------------------
+FERPLUS_PROTOCOL = (
+    "FER+ majority-vote labels as Barsoum et al.'s reference code (microsoft/FERPlus) makes them: per row, "
+    "single votes are removed (a column, unknown and NF included, with one vote is set to 0), then the row is "
+    "kept when one column holds more than half of the remaining votes and that column is one of the 8 emotions "
+    "(neutral, happiness, surprise, sadness, anger, disgust, fear, contempt: FER+'s order, the class index); "
+    "rows whose winner is unknown or NF (not a face), ties, and rows without an image name are dropped; "
+    "FER-2013's Training / PublicTest / PrivateTest are train / validation / test")
+
+
+def synthetic_votes(dataset: FERDataset, seed: int = 0) -> FERPlusVotes:
+    """Made-up FER+ votes for the **synthetic** faces, so chapter 08 and the FER+ recipes run without data.
+
+    Ten votes per face, drawn from a per-face distribution around the face's own class
+    (mapped to FER+'s order): about 60 % of the votes on average, the rest spread over the
+    other columns, so some rows are ties or have no majority and are dropped, as in FER+.
+    About 5 % of neutral and disgust faces become contempt (the synthetic faces have no
+    contempt), about 2 % of all rows are not faces (NF) and 1 % have no image name (FER+'s
+    dropped rows).  Rows follow ``dataset.rows`` (file order), Usage from the dataset.
+    Every number computed from them is SYNTHETIC and says nothing about FER+.
+    """
+    from .classes import FER2013_TO_FERPLUS
+
+    rng = np.random.default_rng([seed, 8])
+    order = np.argsort(dataset.rows)
+    labels, usage = np.asarray(dataset.labels)[order], np.asarray(dataset.usage)[order]
+    n, k = len(labels), len(FERPLUS_VOTE_COLUMNS)
+    own = np.array(FER2013_TO_FERPLUS)[labels]
+    contempt = FERPLUS_CLASSES.index("contempt")
+    turn = np.isin(own, [FERPLUS_CLASSES.index("neutral"), FERPLUS_CLASSES.index("disgust")]) & (rng.random(n) < 0.05)
+    own = np.where(turn, contempt, own)
+    alpha = np.full((n, k), 0.15)
+    alpha[:, _UNKNOWN] = 0.05
+    alpha[:, _NF] = 0.02
+    alpha[np.arange(n), own] = 1.0 + 2.0 * rng.random(n)
+    p = rng.gamma(alpha)
+    p /= p.sum(1, keepdims=True)
+    votes = np.stack([rng.multinomial(10, row) for row in p]).astype(np.int64)
+    not_face = rng.random(n) < 0.02
+    votes[not_face] = 0
+    votes[not_face, _NF] = 10
+    names = np.array([f"fer{i:07d}.png" for i in range(n)])
+    names[not_face & (rng.random(n) < 0.5)] = ""
+    return FERPlusVotes(votes, usage, names, "synthetic FER+ votes (made up for the synthetic faces)")
+
+
+def majority_without_outlier_removal(votes: FERPlusVotes) -> np.ndarray:
+    """The FER+ class per row by the paper's words alone -- "more than 50% of the votes going to one emotion"
+    -- over **all** votes of the row (no single-vote removal); -1 where no emotion has them (or the row has
+    no image name).  For comparison with the reference rule (:func:`process_votes`, ``majority``)."""
+    v = np.asarray(votes.votes)
+    top = v.argmax(1)
+    keep = (v.max(1) > 0.5 * v.sum(1)) & (top < _UNKNOWN) & (np.asarray(votes.image_names) != "")
+    return np.where(keep, top, -1)
+
+
+def load_ferplus(data_dir=None, *, mode: str = "majority", exclude_rows=FERPLUS_SUSPECT_ROWS,
+                 eval_mode: str | None = "majority", verbose: bool = True,
+                 synthetic_per_class: int = 1000) -> tuple[FERDataset, FERPlusLabels]:
+    """FER-2013's faces with FER+ labels, found where :func:`~ferlib.data.discovery.locate_data` looks.
+
+    * FER-2013 and ``fer2013new.csv`` found: the real FER+ labels (:func:`ferplus_dataset`).
+    * FER-2013 found without ``fer2013new.csv``: a :class:`~ferlib.data.errors.DataNotFoundError`
+      that says where to get it (a model trained on FER+ needs the votes).
+    * No FER-2013: the embedded **synthetic** faces with :func:`synthetic_votes` (SYNTHETIC).
+
+    ``exclude_rows``: by default :data:`FERPLUS_SUSPECT_ROWS` (two rows whose votes may describe
+    another image; README of the data).  Returns ``(images, labels)`` as :func:`ferplus_dataset`.
+    """
+    from .discovery import HOW_TO_GET_DATA, load_fer2013, locate_data
+    from .errors import DataNotFoundError
+
+    loc = locate_data(data_dir)
+    if not loc.synthetic and loc.ferplus is None:  # said before the faces are loaded
+        raise DataNotFoundError(f"FER-2013 is here ({loc.fer2013}) but not FER+'s votes (fer2013new.csv), which "
+                                f"a FER+ recipe needs.\n{HOW_TO_GET_DATA}")
+    dataset = load_fer2013(data_dir, verbose=verbose, synthetic_per_class=synthetic_per_class)
+    if dataset.synthetic:
+        votes = synthetic_votes(dataset)
+        return _relabel(dataset, votes, mode, None, eval_mode, format_note="SYNTHETIC FER+ votes")
+    return ferplus_dataset(dataset, read_ferplus_votes(loc.ferplus), mode, exclude_rows=exclude_rows,
+                           eval_mode=eval_mode)
 
 
 def image_name_numbers(votes: FERPlusVotes) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Models: DenseNet family, the DNNRL inception network, backbones."""
+"""Models: DenseNet family, the DNNRL inception network, backbones, VGG13 and the light network (FER+)."""
 
 from .densenet import (
     DENSENET_VARIANTS,
@@ -15,5 +15,8 @@ from .densenet import (
     wide_densenet_bc,
 )
 from .dnnrl import DNNRLNet, InceptionModule, dnnrl_net, table1
+from .input_channels import CHANNEL_SETS, EdgeChannels, channel_set
+from .light_net import LightNet, light_net, light_net_parameter_count
+from .vgg13 import VGG13, vgg13, vgg13_parameter_count
 from .registry import MODELS, build_model, register_model
 from .summary import count_flops, count_macs, count_parameters, layer_table, variant_table

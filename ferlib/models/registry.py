@@ -14,6 +14,8 @@ from .backbones import BACKBONES
 from .densenet import DENSENET_VARIANTS, DenseNet
 from .dnnrl import DNNRL_VARIANTS
 from .embedding_net import EmbeddingNet
+from .light_net import light_net
+from .vgg13 import vgg13
 
 
 def _tiny_densenet(num_classes: int = 7, in_channels: int = 1, **kw) -> DenseNet:
@@ -24,7 +26,8 @@ def _tiny_densenet(num_classes: int = 7, in_channels: int = 1, **kw) -> DenseNet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {**DENSENET_VARIANTS, "tiny-densenet": _tiny_densenet,
                                                **BACKBONES, "embedding-net": EmbeddingNet,
-                                               **DNNRL_VARIANTS}
+                                               **DNNRL_VARIANTS,
+                                               "vgg13": vgg13, "light-net": light_net}  # Sobel-Laplacian-CL
 
 
 def register_model(name: str, factory: Callable[..., nn.Module]) -> None:

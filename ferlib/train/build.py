@@ -8,7 +8,8 @@ on the CPU), schedules -- so that a new loss, optimiser or schedule never edits 
 A k-NN readout (``classifier="knn"``) is validated by a
 :class:`~ferlib.train.validation.KNNValidator` against ``KNN_REFERENCE_PER_CLASS``
 Training faces per class; a recipe's ``protocol`` (DNNRL §4) is a callback.  A wall-clock
-budget (``minutes``) trains on the whole splits with ``warmup-cosine`` and a
+budget (``minutes``) trains on the whole splits with ``warmup-cosine`` (a per-epoch step decay,
+which needs no end, is kept: :func:`~ferlib.train.schedules.budget_schedule`) and a
 :class:`~ferlib.train.callbacks.TimeBudget`, and without the protocol (its cuts would fight
 the cosine, its stop rule the plan).  ``compile`` (see
 :class:`~ferlib.train.precision.CompiledTrainingForward`) is refused where inductor cannot
@@ -40,7 +41,7 @@ from .distributed import distribute
 from .precision import CompiledTrainingForward, compile_unavailable_reason, resolve_precision
 from .protocols import build_protocol
 from .recipes import Recipe
-from .schedules import build_schedule
+from .schedules import budget_schedule, build_schedule
 from .trainer import Trainer
 from .validation import KNN_REFERENCE_PER_CLASS, KNNValidator, SoftmaxValidator
 
@@ -125,7 +126,7 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
     p = _model_parts(recipe, data, device, channels_last=precision == "bf16")  # model, criterion, optimiser
     batch_size = recipe.batch_size if minutes else recipe.batch_size_for(profile)
     train_source, val_source, test_source = _sources(recipe, data, p, batch_size, seed, group)
-    schedule_name = "warmup-cosine" if minutes else recipe.schedule
+    schedule_name = budget_schedule(recipe.schedule) if minutes else recipe.schedule
     schedule = build_schedule(schedule_name, recipe, p.optimizer, len(train_source))
     budget = _budget(recipe, data, minutes, started)
     callbacks = [*_callbacks(recipe, profile, budget, progress, checkpoint_every_steps, checkpoint_interval_s),

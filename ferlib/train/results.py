@@ -132,13 +132,19 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
 
 
 def _dataset(recipe: Recipe, dataset, data_dir, progress: bool) -> FERDataset:
-    if recipe.dataset != "fer2013":
-        raise NotImplementedError(f"recipe {recipe.name!r} needs dataset {recipe.dataset!r}")
-    if dataset is None:
+    """The recipe's data: ``dataset`` when given, else FER-2013 (``"fer2013"``) or its FER+ majority labels
+    (``"ferplus"``, :func:`~ferlib.data.ferplus.load_ferplus`), as found by the data discovery."""
+    if dataset is not None:
+        return dataset
+    if recipe.dataset == "fer2013":
         from ..data.discovery import load_fer2013
 
-        dataset = load_fer2013(data_dir, verbose=progress)
-    return dataset
+        return load_fer2013(data_dir, verbose=progress)
+    if recipe.dataset == "ferplus":
+        from ..data.ferplus import load_ferplus
+
+        return load_ferplus(data_dir, verbose=progress)[0]
+    raise NotImplementedError(f"recipe {recipe.name!r} needs dataset {recipe.dataset!r}")
 
 
 def _writable(results_path: Path, overwrite: bool) -> Path:

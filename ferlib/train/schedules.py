@@ -20,10 +20,17 @@ it is defined by.  After any change of the learning rate the criterion hears of 
   deviation from the paper, made because a budget fixes the number of steps in
   advance and a schedule defined by those steps uses all of them.
 * ``constant`` -- cl-resnet50 (Adam 1e-3 throughout).
+* ``step-0.97-per-2-epochs`` -- Sobel-Laplacian-CL (§III-A): "Adam optimizer with an
+  initial learning rate of 0.0003, which has been multiplied by a factor of 0.97 every 2
+  epochs" (:class:`StepDecay`; any ``step-G-per-N-epochs`` name builds one).  The rate at
+  epoch ``e`` (0-based) is ``lr * G ** (e // N)``, whatever the number of epochs, so this
+  schedule is kept under a wall-clock budget (:func:`budget_schedule`): the budget only
+  decides how many epochs it gets.
 """
 from __future__ import annotations
 
 import math
+import re
 from typing import Callable
 
 import torch
@@ -124,6 +131,68 @@ class WarmupCosine(Schedule):
         self._apply()
 
 
+class StepDecay(Schedule):
+    """lr x ``gamma`` every ``every_epochs`` epochs: ``lr_e = lr_0 * gamma ** (e // every_epochs)`` (epoch e, 0-based).
+
+    Each param group keeps its own base lr (``initial_lr``).  Counted in epochs (``after_epoch``),
+    so a run resumed from a checkpoint (``state_dict``: the epochs done) continues on the same curve.
+    """
+
+    def __init__(self, optimizer, *, gamma: float, every_epochs: int):
+        super().__init__(optimizer)
+        if not 0 < gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+        if int(every_epochs) != every_epochs or every_epochs < 1:
+            raise ValueError(f"every_epochs must be a positive integer, got {every_epochs}")
+        self.gamma, self.every_epochs = float(gamma), int(every_epochs)
+        self.epochs_done = 0
+        for g in optimizer.param_groups:
+            g.setdefault("initial_lr", g["lr"])
+        self._apply()
+
+    def factor(self, epoch: int) -> float:
+        """The lr multiplier during epoch ``epoch`` (0-based)."""
+        return self.gamma ** (int(epoch) // self.every_epochs)
+
+    def _apply(self) -> None:
+        f = self.factor(self.epochs_done)
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["initial_lr"] * f
+
+    def after_epoch(self, train_loss: float) -> bool:
+        before = self.lr
+        self.epochs_done += 1
+        self._apply()
+        return self.lr != before
+
+    def state_dict(self) -> dict:
+        return {"epochs_done": self.epochs_done, "gamma": self.gamma, "every_epochs": self.every_epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epochs_done = int(state["epochs_done"])
+        self.gamma, self.every_epochs = float(state["gamma"]), int(state["every_epochs"])
+        self._apply()
+
+
+_STEP_NAME = re.compile(r"step-(?P<gamma>\d*\.?\d+)-per-(?P<n>\d+)-epochs?")
+
+
+def step_schedule_name(gamma: float, every_epochs: int) -> str:
+    """The schedule name of :class:`StepDecay` (``step_schedule_name(0.97, 2) == "step-0.97-per-2-epochs"``)."""
+    return f"step-{gamma:g}-per-{int(every_epochs)}-epoch{'s' if every_epochs != 1 else ''}"
+
+
+def budget_schedule(name: str) -> str:
+    """The schedule a wall-clock budget (``--minutes``) uses for a recipe whose schedule is ``name``.
+
+    A step decay (``step-G-per-N-epochs``) is defined per epoch and needs no end: it is kept, and
+    the budget only fixes how many epochs it gets.  Every other schedule (the plateau rule needs an
+    open-ended number of epochs; the others are the kit's older recipes) is replaced by
+    ``warmup-cosine`` over the planned steps, as :mod:`ferlib.train.build` documents.
+    """
+    return name if _STEP_NAME.fullmatch(name) else "warmup-cosine"
+
+
 def _plateau(recipe, optimizer, steps_per_epoch: int) -> Schedule:
     return Plateau(optimizer, patience=recipe.plateau_patience, threshold=recipe.plateau_threshold,
                    min_lr=recipe.min_lr)
@@ -141,6 +210,8 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {
 
 
 def build_schedule(name: str, recipe, optimizer, steps_per_epoch: int) -> Schedule:
+    if (m := _STEP_NAME.fullmatch(name)) is not None:
+        return StepDecay(optimizer, gamma=float(m["gamma"]), every_epochs=int(m["n"]))
     if name not in SCHEDULES:
         raise KeyError(f"unknown schedule {name!r}; known: {', '.join(sorted(SCHEDULES))}")
     return SCHEDULES[name](recipe, optimizer, steps_per_epoch)

@@ -274,7 +274,8 @@ class Trainer:
         s = self.state
         payload = self.model_payload(
             identity=self.identity, optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(),
-            criterion=state_dict_cpu(self.criterion), state={**s.__dict__, "term_sums": dict(s.term_sums)})
+            criterion=state_dict_cpu(self.criterion), state={**s.__dict__, "term_sums": dict(s.term_sums)},
+            rng=_global_rng_state())  # dropout draws from the global generator: a resumed run continues its stream
         payload["kind"] = "resume"
         save_atomic(payload, self.run_dir / "latest.pt")
 
@@ -293,6 +294,8 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["schedule"])
         self.criterion.load_state_dict(ckpt["criterion"])
+        if ckpt.get("rng") is not None:  # checkpoints written before the field resume without it
+            _set_global_rng_state(ckpt["rng"])
         self.state = RunState(**ckpt["state"])
         self.sums = RunningSums(self.device, self.state.loss_sum, self.state.term_sums)
         if self.state.plan.get("epochs"):
@@ -303,6 +306,20 @@ class Trainer:
                      if s.epoch < self.epochs else f"after its last epoch ({s.epoch} of {self.epochs})")
             print(f"[ferlib] resuming {self.name} from {path}: {where}", flush=True)
         return True
+
+
+def _global_rng_state() -> dict:
+    """The global generators' states (CPU, and every CUDA device when CUDA is initialised)."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_global_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state.get("cuda") is not None and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def identity_differences(saved: dict, current: dict) -> list[str]:

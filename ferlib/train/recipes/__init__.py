@@ -4,7 +4,7 @@ This package imports the paper modules (top-down); each registers its rows in
 :data:`~ferlib.train.recipes.base.RECIPES` through :func:`~ferlib.train.recipes.base.register`.
 """
 from .base import RECIPES, Budget, Recipe, UnknownRecipeError, get_recipe, register, smoke_recipe
-from . import densenet_center_loss, cl_resnet50, dnnrl  # noqa: E402,F401  (register their rows)
+from . import densenet_center_loss, cl_resnet50, dnnrl, ferplus  # noqa: E402,F401  (register their rows)
 
 register(smoke_recipe(name="tiny-densenet-demo", paper="none",
                       row="demo (not a paper row): tiny DenseNet-BC for tests and CPU demos",
