@@ -4,7 +4,10 @@ Each grader is declared with ``@grader(points=...)`` beside its definition; ``GR
 every grader's name to its points (what ``python -m ferlib.labs grade`` sums).
 
     from ferlib.checks import check_pixel_statistics      # lab 00
-    from ferlib.checks import check_dense_block           # lab 02
+    from ferlib.checks import check_window_hog            # lab 01
+    from ferlib.checks import check_dense_block           # lab 01
+    "check_window_hog", "check_emonet_hog", "check_choose_C",
+    # lab 02
     from ferlib.checks import check_center_update         # lab 03
     from ferlib.checks import check_batch_hard_triplets   # lab 04
     from ferlib.checks import check_majority_vote         # lab 05
@@ -14,6 +17,7 @@ from .core import GRADERS, CheckFailed, assert_close, completed, grader
 from .center import check_center_loss_forward, check_center_loss_grad, check_center_update
 from .data import check_majority_label, check_pixel_statistics, check_standardize
 from .densenet import check_bottleneck, check_dense_block, check_densenet_bc, check_transition
+from .hand_crafted import check_choose_C, check_emonet_hog, check_window_hog
 from .ensemble import check_ensemble_nll, check_fit_weights, check_flip_tta, check_weighted_average
 from .knn import check_majority_vote, check_nearest_neighbours
 from .triplet import check_batch_hard_triplets, check_exponential_triplet_grad, check_exponential_triplet_loss
@@ -22,6 +26,8 @@ __all__ = [
     "CheckFailed", "assert_close", "completed", "grader", "GRADERS",
     # lab 00
     "check_pixel_statistics", "check_standardize", "check_majority_label",
+    # lab 01
+    "check_window_hog", "check_emonet_hog", "check_choose_C",
     # lab 02
     "check_bottleneck", "check_transition", "check_dense_block", "check_densenet_bc",
     # lab 03
