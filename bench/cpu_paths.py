@@ -21,6 +21,13 @@ as much as the paths.  ``--same-process`` restores that mode, to see the effect.
     python bench/cpu_paths.py                     # densenet-bc, 2 threads
     python bench/cpu_paths.py --models densenet,densenet-bc,wide-densenet,wide-densenet-bc --threads 1,2
     python bench/cpu_paths.py --paths fp32,bf16+cl,bf16+cl+compile --out results/bench_cpu_paths_compile.json
+    python bench/cpu_paths.py --models vgg13-o-sl,light-base-sl,light-base-s-sl --batch 32 --compile \
+        --out results/bench_cpu_paths_ferplus.json   # chapter 08's two networks (FER+, 64x64, 8 classes, Adam)
+
+A name is a recipe (its model, model arguments -- e.g. the input channels of a FER+ row --, input
+size, number of classes and optimiser: SGD with Nesterov momentum, or Adam) or a model name (42x42,
+7 classes, SGD).  Target on a CPU with bf16 kernels (issue 23): VGG13's step at ``bf16+cl`` at
+least 3x its ``fp32`` step.
 """
 from __future__ import annotations
 
@@ -52,18 +59,22 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
 
 
 class Step:
-    def __init__(self, model_name: str, input_size: int, path: str, batch: int, seed: int = 0):
+    def __init__(self, model_name: str, input_size: int, path: str, batch: int, seed: int = 0,
+                 model_kwargs: dict | None = None, num_classes: int = 7, optimizer: str = "sgd"):
         from ferlib.models import build_model
 
         torch.manual_seed(seed)
         self.cl, self.bf16 = "+cl" in path, path.startswith("bf16")
-        self.model = build_model(model_name, num_classes=7, in_channels=1)
+        self.model = build_model(model_name, num_classes=num_classes, in_channels=1, **(model_kwargs or {}))
         self.x = torch.randn(batch, 1, input_size, input_size)
-        self.y = torch.randint(0, 7, (batch,))
+        self.y = torch.randint(0, num_classes, (batch,))
         if self.cl:
             self.model = self.model.to(memory_format=torch.channels_last)
             self.x = self.x.contiguous(memory_format=torch.channels_last)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True, foreach=True)
+        if optimizer == "adam":
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=3e-4, foreach=True)
+        else:
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True, foreach=True)
         self.forward = torch.compile(self.model) if path.endswith("compile") else self.model
 
     def __call__(self) -> None:
@@ -75,11 +86,12 @@ class Step:
         self.opt.step()
 
 
-def time_in_fresh_process(model_name: str, size: int, path: str, batch: int, steps: int, threads: int) -> float:
+def time_in_fresh_process(model_name: str, size: int, path: str, batch: int, steps: int, threads: int,
+                          **step_kwargs) -> float:
     """images/s of ``steps`` steps of one path in a new Python process (after 2 warm-up steps)."""
     code = (f"import sys, time, torch; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'bench')!r}); "
             f"torch.set_num_threads({threads}); from cpu_paths import Step; "
-            f"s = Step({model_name!r}, {size}, {path!r}, {batch}); s(); s(); t = time.perf_counter(); "
+            f"s = Step({model_name!r}, {size}, {path!r}, {batch}, **{step_kwargs!r}); s(); s(); t = time.perf_counter(); "
             f"[s() for _ in range({steps})]; print({batch * steps} / (time.perf_counter() - t))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -124,11 +136,16 @@ def main(argv=None) -> dict:
         out.setdefault("matmul_peak_gflops", {})[threads] = peak
         print(f"threads {threads}: matmul peak fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
         for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-            size = RECIPES[name].input_size if name in RECIPES else 42
-            model_name = RECIPES[name].model if name in RECIPES else name
-            fwd = count_flops(build_model(model_name, num_classes=7, in_channels=1), (1, size, size))
+            recipe = RECIPES.get(name)
+            size = recipe.input_size if recipe else 42
+            model_name = recipe.model if recipe else name
+            step_kwargs = {"model_kwargs": dict(recipe.model_kwargs) if recipe else {},
+                           "num_classes": 8 if recipe and recipe.dataset == "ferplus" else 7,
+                           "optimizer": recipe.optimizer if recipe else "sgd"}
+            fwd = count_flops(build_model(model_name, num_classes=step_kwargs["num_classes"], in_channels=1,
+                                          **step_kwargs["model_kwargs"]), (1, size, size))
             if args.same_process:
-                steps = {path: Step(model_name, size, path, args.batch) for path in paths}
+                steps = {path: Step(model_name, size, path, args.batch, **step_kwargs) for path in paths}
                 for s in steps.values():  # warm-up (and compilation)
                     s(), s()
             rates = {path: [] for path in paths}
@@ -136,7 +153,7 @@ def main(argv=None) -> dict:
                 for path in (paths if r % 2 == 0 else paths[::-1]):
                     if not args.same_process:
                         rates[path].append(time_in_fresh_process(model_name, size, path, args.batch, args.steps,
-                                                                 threads))
+                                                                 threads, **step_kwargs))
                         continue
                     t = time.perf_counter()
                     for _ in range(args.steps):
@@ -152,7 +169,8 @@ def main(argv=None) -> dict:
                       f"({100 * res[path]['fraction_of_peak']:.1f} % of the {path[:4]} matmul peak)")
             res["ratio_default_over_fp32"] = res["bf16+cl"]["images_per_s"] / res["fp32"]["images_per_s"]
             print(f"  {name:<18s} bf16+cl / fp32 = {res['ratio_default_over_fp32']:.2f}x")
-            out["models"].setdefault(name, {})[threads] = {"forward_gflop_per_image": fwd / 1e9, **res}
+            out["models"].setdefault(name, {})[threads] = {"forward_gflop_per_image": fwd / 1e9, "input_size": size,
+                                                          **step_kwargs, **res}
     out["provenance"] = record("cpu", wall_time_s=time.time() - started, command=" ".join(sys.argv))
     write_json(out, args.out)
     print(f"-> {args.out}")

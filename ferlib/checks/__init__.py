@@ -12,6 +12,7 @@ every grader's name to its points (what ``python -m ferlib.labs grade`` sums).
     from ferlib.checks import check_batch_hard_triplets   # lab 04
     from ferlib.checks import check_majority_vote         # lab 05
     from ferlib.checks import check_fit_weights           # lab 06
+    from ferlib.checks import check_stack_inputs          # lab 08
 """
 from .core import GRADERS, CheckFailed, assert_close, completed, grader
 from .center import check_center_loss_forward, check_center_loss_grad, check_center_update
@@ -19,6 +20,7 @@ from .data import check_majority_label, check_pixel_statistics, check_standardiz
 from .densenet import check_bottleneck, check_dense_block, check_densenet_bc, check_transition
 from .hand_crafted import check_choose_C, check_emonet_hog, check_window_hog
 from .ensemble import check_ensemble_nll, check_fit_weights, check_flip_tta, check_weighted_average
+from .ferplus import check_light_net_parameters, check_stack_inputs, check_total_loss
 from .knn import check_majority_vote, check_nearest_neighbours
 from .triplet import check_batch_hard_triplets, check_exponential_triplet_grad, check_exponential_triplet_loss
 
@@ -38,4 +40,6 @@ __all__ = [
     "check_nearest_neighbours", "check_majority_vote",
     # lab 06
     "check_weighted_average", "check_ensemble_nll", "check_fit_weights", "check_flip_tta",
+    # lab 08
+    "check_stack_inputs", "check_light_net_parameters", "check_total_loss",
 ]

@@ -135,19 +135,30 @@ def papers() -> dict[str, list]:
     return out
 
 
+def target_groups() -> dict[str, tuple[str, ...]]:
+    """Named parts of a paper, as targets: Sobel-Laplacian-CL's tables and its λ sweep (the paper key runs all 17)."""
+    from ..train.recipes.ferplus import SWEEP_RECIPES, TABLE_I_RECIPES, TABLE_II_RECIPES
+
+    return {"sobel-laplacian-cl-table1": TABLE_I_RECIPES, "sobel-laplacian-cl-table2": TABLE_II_RECIPES,
+            "sobel-laplacian-cl-lambda-sweep": SWEEP_RECIPES}
+
+
 def expand_targets(targets) -> list:
-    """Paper keys and recipe names -> recipes, each once, in the order given (a paper's rows in registry order)."""
+    """Paper keys, named parts (:func:`target_groups`) and recipe names -> recipes, each once, in the order given
+    (a paper's rows in registry order)."""
     from ..train.recipes import RECIPES
 
-    by_paper, recipes = papers(), []
+    by_paper, groups, recipes = papers(), target_groups(), []
     for target in targets:
         if target in by_paper:
             recipes += by_paper[target]
+        elif target in groups:
+            recipes += [RECIPES[name] for name in groups[target]]
         elif target in RECIPES:
             recipes.append(RECIPES[target])
         else:
             raise UsageError(f"unknown target {target!r}: neither a paper nor a recipe",
-                             f"give a paper ({', '.join(by_paper)}) or recipe names "
+                             f"give a paper ({', '.join(by_paper)}), a part of one ({', '.join(groups)}) or recipe names "
                              f"(python -m ferlib recipes lists them)")
     seen, unique = set(), []
     for r in recipes:
@@ -583,6 +594,7 @@ def dry_run(rows, *, profile: str, device, precision: str, seed: int, data_dir, 
     t0 = time.perf_counter()
     dataset = load_fer2013(data_dir, verbose=not quiet)
     startup_s = time.perf_counter() - t0
+    by_kind = {"fer2013": dataset}
     table = [("row", "epochs", "train images", "img/s", "expected", "note")]
     times = []
     for row in rows:
@@ -591,9 +603,14 @@ def dry_run(rows, *, profile: str, device, precision: str, seed: int, data_dir, 
             table.append((r.name, "-", "-", "-", "0 s", row.status + (f": {row.note}" if row.note else "")))
             continue
         budget = r.budget(profile)
-        data = prepare_splits(dataset, budget.train_per_class, budget.eval_per_class, seed)
+        if r.dataset not in by_kind:  # FER+ (Sobel-Laplacian-CL): its relabelled rows, 8 classes
+            from ..data.ferplus import load_ferplus
+
+            by_kind[r.dataset] = load_ferplus(data_dir, verbose=False)[0]
+        rows_data = by_kind[r.dataset]
+        data = prepare_splits(rows_data, budget.train_per_class, budget.eval_per_class, seed)
         sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
-        ips = measure_images_per_s(r, dataset, profile=profile, device=device, precision=precision, seed=seed)
+        ips = measure_images_per_s(r, rows_data, profile=profile, device=device, precision=precision, seed=seed)
         seconds = expected_seconds(r, sizes, ips, profile, startup_s)
         times.append(seconds)
         epochs = f"{'up to ' if profile == 'full' else ''}{budget.epochs}"
