@@ -29,7 +29,7 @@
 # 7. asks which classes and which faces the hand-made features miss.
 #
 # Everything here runs on a laptop CPU. The classifier table comes from results files written by
-# `python -m ferlib hand-crafted` (all of FER-2013, about half an hour on 2 cores); this notebook
+# `python -m ferlib hand-crafted --profile full` (all of FER-2013, about half an hour on 2 cores); this notebook
 # only reads them.
 
 # %%
@@ -279,7 +279,7 @@ display(per_class[["images", "opencv_none", "dlib_none", "dropped_by_both", "dro
 demo = hc.run_hand_crafted(["hog", "landmarks"], ["logistic"], dataset=ds, profile="quick", c_grid=(1e-3, 1e-2, 1e-1))
 
 # %% [markdown]
-# The committed rows were run on all of FER-2013 by `python -m ferlib hand-crafted --publish`
+# The committed rows were run on all of FER-2013 by `python -m ferlib hand-crafted --profile full --publish`
 # (see `results/README.md`). Beside them: the kit's 60-minute CPU DenseNet-BC runs (chapters 02
 # and 03), and two published numbers for the 2013 challenge's winner, Tang's CNN trained with
 # a linear-SVM objective — the number EmoNet's related work quotes (69.76 %), and Tang's own
@@ -314,7 +314,7 @@ for label, acc in (("Tang 2013, as quoted by EmoNet", 69.76), ("Tang 2013, his T
                        "file": "published"})
 floor = pd.DataFrame(table_rows)
 if not rows:
-    print("The hand-crafted rows are not yet run: python -m ferlib hand-crafted --publish "
+    print("The hand-crafted rows are not yet run: python -m ferlib hand-crafted --profile full "
           "(FER-2013 needed; about half an hour on 2 CPU cores)")
 display(floor)
 

@@ -163,7 +163,7 @@ check_choose_C(choose_C)
 # The cell below fits a logistic regression on EmoNet's HOG features of a stratified subset of
 # each split (real FER-2013 when it is here, the synthetic faces otherwise) with your `choose_C`,
 # and prints the row chapter 01's table would hold. `ferlib.jobs.hand_crafted` does the same on
-# the whole data set (`python -m ferlib hand-crafted`).
+# the whole data set (`python -m ferlib hand-crafted --profile full`).
 
 # %% tags=["raises-exception"]
 from sklearn.linear_model import LogisticRegression

@@ -1,7 +1,7 @@
 """Chapter 01's floor: linear classifiers on hand-crafted features of FER-2013, one results file per row.
 
-    python -m ferlib hand-crafted                       # every feature set x both classifiers
-    python -m ferlib hand-crafted --features emonet-bovw pixels --classifiers linear-svm
+    python -m ferlib hand-crafted --profile full        # every feature set x both classifiers, all of FER-2013
+    python -m ferlib hand-crafted --features emonet-bovw pixels --classifiers linear-svm   # quick: small subsets
     python -m ferlib face-filter                        # EmoNet's face filter: counts per split and class
 
 **Rows.**  A row is a feature set (:data:`FEATURE_SETS`) and a classifier (:data:`CLASSIFIERS`),
@@ -147,7 +147,8 @@ def fit_row(feature: str, classifier: str, X: dict, y: dict, *, c_grid=C_GRID, s
 def results_dir_for(*, quick: bool, published: bool) -> Path:
     if published and quick:
         raise UsageError("--publish writes the kit's tracked results, and a quick-profile (or synthetic) row is a "
-                         "smoke test, not a result", "drop --publish, or run on FER-2013 without --profile quick")
+                         "smoke test, not a result", "drop --publish, or run on FER-2013 with --profile full "
+                         "(the whole data set; the default profile is quick)")
     root = paths.results_dir() if published else paths.results_dir() / OWN_RESULTS
     return root / "quick" / RESULTS_FOLDER if quick else root / RESULTS_FOLDER
 
