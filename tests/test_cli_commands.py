@@ -109,6 +109,15 @@ def check_export(root, capsys):
     assert {t.dtype for t in ckpt["model"].values() if t.is_floating_point()} == {torch.float16}
     assert load_model(out).predict_proba(make_synthetic_faces(n_per_class=3).pixels[:5]).shape == (5, 7)
     assert main(["export", str(run_dir(root)), str(out)]) == 2  # never overwrites without --overwrite
+    onnx = root / "exported.onnx"  # ONNX: checked against PyTorch on the faces found (here SYNTHETIC, and says so)
+    assert main(["export", str(run_dir(root)), str(onnx)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {onnx}" in printed and "SYNTHETIC" in printed and "same label 100.00%" in printed
+    from ferlib.predict import load_predictor
+
+    faces = make_synthetic_faces(n_per_class=3).pixels[:5]
+    onnx_p = load_predictor(onnx).predict_proba(faces)
+    assert abs(onnx_p - load_model(run_dir(root) / "best.pt").predict_proba(faces, precision="fp32")).max() < 1e-4
 
 
 def check_predict(root, capsys):
@@ -119,13 +128,32 @@ def check_predict(root, capsys):
     Image.fromarray(data.astronaut()).save(photo)
     assert main(["predict", str(photo), "--model", str(run_dir(root)), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    (face,) = out["faces"][str(photo)]
+    (face,) = out["faces"]
+    assert face["file"] == str(photo)
     assert face["label"] in face["probabilities"] and len(face["probabilities"]) == 7
     assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
     x, y, w, h = face["box"]
     assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200  # the astronaut's face, upper middle
     assert out["no_face"] == []
+    assert face["label_index"] == out["class_names"].index(face["label"])
+    assert "quick profile" in out["warning"] and "SYNTHETIC" in out["warning"]  # this model's labels mean little
+
+
+def check_webcam(root, capsys):
+    from ferlib.predict.video import write_demo_video
+
+    # no camera here: one message; then a recorded clip played as a camera through the live loop
+    assert main(["webcam", "--camera", "7"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "camera" in err and "Traceback" not in err
+    clip = write_demo_video(root / "clip.avi", frames=8, absent=None)
+    assert main(["webcam", "--camera", str(clip), "--model", str(run_dir(root)), "--no-window", "--csv"]) == 0
+    captured = capsys.readouterr()
+    rows = captured.out.splitlines()
+    assert rows[0].startswith("file,frame,time_s,face,track")
+    assert sorted({int(r.split(",")[1]) for r in rows[1:]}) == list(range(8))  # the face on every frame
+    assert "8 frames in" in captured.err and "quick profile" in captured.err
 
 
 def check_ensemble(root, capsys):
@@ -171,7 +199,7 @@ def check_face_filter(root, capsys):
 
 
 CHECKS = {"data": check_data, "recipes": check_recipes, "train": check_train, "export": check_export,
-          "predict": check_predict, "ensemble": check_ensemble, "reproduce": check_reproduce,
+          "predict": check_predict, "webcam": check_webcam, "ensemble": check_ensemble, "reproduce": check_reproduce,
           "hand-crafted": check_hand_crafted, "face-filter": check_face_filter}
 
 

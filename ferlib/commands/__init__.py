@@ -3,10 +3,11 @@
     python -m ferlib data summary [--data-dir DIR] [--json]
     python -m ferlib recipes
     python -m ferlib train RECIPE [--profile quick|full] [--minutes M] [--compile] [--data-dir DIR] [--device D] [--seed S]
-    python -m ferlib predict PHOTO... [--model CHECKPOINT] [--json] [--out ANNOTATED.png]
+    python -m ferlib predict PHOTO_FOLDER_OR_VIDEO... [--recursive] [--model M] [--runtime torch|onnx] [--json|--csv] [--out PATH]
+    python -m ferlib webcam [--camera N] [--out annotated.mp4] [--json|--csv]
     python -m ferlib ensemble MEMBER... [--method mean|vote|de] [--tta none|flip|tencrop] [--last-k K]
     python -m ferlib reproduce PAPER_OR_RECIPE... [--workers N] [--minutes M] [--dry-run] [--overwrite]
-    python -m ferlib export RUN_OR_CHECKPOINT OUT.pt [--check-split PrivateTest]
+    python -m ferlib export RUN_OR_CHECKPOINT OUT.pt|OUT.onnx [--check-split PrivateTest]
     python -m ferlib hand-crafted [--features F...] [--classifiers C...] [--face-filter RULE]
     python -m ferlib face-filter
     torchrun --nproc-per-node N -m ferlib train RECIPE ...   (DistributedDataParallel, see README)
@@ -32,11 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
-    from . import data, ensemble, hand_crafted, predict, reproduce, train
+    from . import data, ensemble, hand_crafted, predict, reproduce, train, webcam
 
     data.add_command(sub)
     train.add_commands(sub)
     predict.add_command(sub)
+    webcam.add_command(sub)
     ensemble.add_command(sub)
     reproduce.add_command(sub)
     hand_crafted.add_commands(sub)

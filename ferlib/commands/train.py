@@ -1,4 +1,4 @@
-"""``python -m ferlib recipes``, ``train RECIPE`` and ``export RUN OUT.pt``.
+"""``python -m ferlib recipes``, ``train RECIPE`` and ``export RUN OUT.pt|OUT.onnx``.
 
 Every argument is checked before any data is loaded: a mistake costs a message, not
 a minute of loading and a traceback (:class:`ferlib.errors.UsageError`).
@@ -88,11 +88,12 @@ def train_command(args) -> int:
 
 
 def export_command(args) -> int:
+    """``export RUN OUT.pt`` (float16 checkpoint) or ``export RUN OUT.onnx`` (ONNX, checked against PyTorch)."""
     import numpy as np
 
     from ..data.discovery import load_fer2013
     from ..train.checkpoint import load_model
-    from ..train.export import export_model
+    from ..train.export import export_model, export_onnx
 
     source = Path(args.checkpoint)
     if source.is_dir():
@@ -101,20 +102,57 @@ def export_command(args) -> int:
         raise UsageError(f"no checkpoint at {args.checkpoint}",
                          "give a run folder (runs/NAME/) or a .pt file written by python -m ferlib train")
     out = Path(args.out)
+    if out.suffix.lower() not in (".pt", ".onnx"):
+        raise UsageError(f"{out}: the export is a .pt file (float16 checkpoint) or an .onnx file",
+                         "name OUT ending in .pt or .onnx")
     if out.exists() and not args.overwrite:
         raise UsageError(f"{out} already exists", "choose another OUT, or pass --overwrite to replace it")
+    try:
+        loaded = load_model(source)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if out.suffix.lower() == ".onnx" and not loaded.has_softmax_head:
+        raise UsageError(f"{source} has no softmax head (an embedding read out by k-NN): no probabilities to export",
+                         "export a classifier run (e.g. densenet-bc) to ONNX")
     test = load_fer2013(args.data_dir, verbose=False).split(args.check_split)
-    report = export_model(source, out, check_pixels=np.asarray(test.pixels),
+    pixels, labels = np.asarray(test.pixels), np.asarray(test.labels)
+    where = f"{test.tag} {args.check_split} ({len(pixels)} faces)"
+    if out.suffix.lower() == ".onnx":
+        import onnxruntime as ort
+
+        try:
+            report = export_onnx(source, out, check_pixels=pixels, provenance={"checked_on": where})
+        except ValueError as e:
+            raise UsageError(str(e), "report this: the ONNX graph should compute what PyTorch does") from None
+        p = ort_probabilities(out, pixels)
+        accuracy = float((p.argmax(1) == labels).mean())
+        print(f"[ferlib] wrote {out} ({out.stat().st_size / 2**20:.2f} MB, float32, input uint8 faces (N, 48, 48), "
+              f"output probabilities of {', '.join(loaded.class_names)}); ONNX Runtime "
+              f"{ort.__version__} against PyTorch on {where}: same label {report['same_label']:.2%}, "
+              f"largest probability difference {report['max_probability_difference']:.2g}; ONNX accuracy {accuracy:.2%}")
+        return 0
+    report = export_model(source, out, check_pixels=pixels,
                           provenance={"checked_on": f"{test.tag} {args.check_split}"})
     accuracy = {}
     for label, path in (("original", source), ("float16 export", out)):
         p = load_model(path).predict_proba(test.pixels, precision="fp32")
-        accuracy[label] = float((p.argmax(1) == np.asarray(test.labels)).mean())
+        accuracy[label] = float((p.argmax(1) == labels).mean())
     print(f"[ferlib] wrote {out} ({out.stat().st_size / 2**20:.2f} MB, float16 weights); on {test.tag} "
           f"{args.check_split} ({report['faces']} faces): same prediction {report['same_prediction']:.2%}, "
           f"largest probability difference {report['max_probability_difference']:.2g}, accuracy "
           + ", ".join(f"{k} {v:.2%}" for k, v in accuracy.items()))
     return 0
+
+
+def ort_probabilities(path: Path, pixels, batch_size: int = 512):
+    """Probabilities of an exported ONNX file over uint8 faces, batch by batch."""
+    import numpy as np
+
+    from ..train.export import onnx_session
+
+    session = onnx_session(path)
+    return np.concatenate([session.run(None, {"faces": np.ascontiguousarray(pixels[i:i + batch_size])})[0]
+                           for i in range(0, len(pixels), batch_size)])
 
 
 def add_commands(sub) -> None:
@@ -145,11 +183,13 @@ def add_commands(sub) -> None:
     # test hook (tests/test_distributed.py): end the run after N optimiser steps without saving, like a kill
     t.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)
     t.set_defaults(func=train_command)
-    e = sub.add_parser("export", help="write a small float16 copy of a trained model (for sharing or committing)")
+    e = sub.add_parser("export", help="write a small float16 copy of a trained model (OUT.pt) or an ONNX file "
+                       "(OUT.onnx) with its evaluation transform baked in")
     e.add_argument("checkpoint", help="a run folder (its best.pt) or a checkpoint file")
-    e.add_argument("out", help="the .pt file to write")
+    e.add_argument("out", help="the .pt file (float16 checkpoint) or .onnx file to write")
     add_data_dir(e)
     e.add_argument("--check-split", default="PrivateTest", choices=("PublicTest", "PrivateTest"),
-                   help="faces on which the copy's predictions are compared with the original's")
+                   help="faces on which the copy's predictions are compared with the original's (ONNX: "
+                   "ONNX Runtime's with PyTorch's)")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(func=export_command)

@@ -44,3 +44,26 @@ FOLDER_CLASS_NAMES: dict[str, int] = {
     "surprise": 5, "surprised": 5,
     "neutral": 6,
 }
+
+
+def label_order_table() -> str:
+    """The label orders of FER-2013, FER+ and the kit's models, as one Markdown table.
+
+    Index ``i`` is a model's output ``i`` / a file's class code ``i``.  The kit's FER-2013 models
+    (every FER-2013 recipe, ``models/*.pt``) output FER-2013's order; its FER+ models (chapter 08)
+    FER+'s eight classes.  Every checkpoint records its own ``class_names``, and every output of
+    ``python -m ferlib predict`` gives a class index with its name.  The last two columns map one
+    order to the other (FER+'s contempt has no FER-2013 class).
+    """
+    rows = ["| index | FER-2013 (`emotion` in `fer2013.csv`; the kit's FER-2013 models) "
+            "| FER+ (`fer2013new.csv` vote columns; the kit's FER+ models) "
+            "| FER-2013 class → FER+ index | FER+ class → FER-2013 index |",
+            "|---:|---|---|---|---|"]
+    for i in range(max(len(EMOTIONS), len(FERPLUS_CLASSES))):
+        fer = EMOTIONS[i] if i < len(EMOTIONS) else "—"
+        plus = FERPLUS_CLASSES[i] if i < len(FERPLUS_CLASSES) else "—"
+        to_plus = f"{fer} → {FER2013_TO_FERPLUS[i]}" if i < len(EMOTIONS) else "—"
+        code = FERPLUS_TO_FER2013[i] if i < len(FERPLUS_CLASSES) else None
+        to_fer = f"{plus} → {code}" if code is not None else f"{plus} → none" if i < len(FERPLUS_CLASSES) else "—"
+        rows.append(f"| {i} | {fer} | {plus} | {to_plus} | {to_fer} |")
+    return "\n".join(rows)

@@ -148,7 +148,56 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         aug = {"out_size": ckpt["input_size"], "channels": ckpt["in_channels"]}
     augment = BatchAugment(**{k: (tuple(v) if k == "scale" else v) for k, v in aug.items()})
     meta = {k: v for k, v in ckpt.items() if k not in ("model", "normalizer", "optimizer", "schedule", "criterion")}
-    return LoadedModel(model, normalizer, augment, ckpt["input_size"], ckpt["in_channels"], ckpt["class_names"], meta)
+    return LoadedModel(model, normalizer, augment, ckpt["input_size"], ckpt["in_channels"], class_names_of(ckpt), meta)
+
+
+def class_names_of(ckpt: dict) -> list[str]:
+    """The class names a checkpoint records, in its output order.
+
+    Every checkpoint ferlib writes records them (``describe_model``).  A file without them
+    (written by other code) gets FER-2013's names for 7 outputs, FER+'s for 8, else
+    ``class_0 ...``: the label-order table in :mod:`ferlib.data.classes` says why guessing more is unsafe.
+    """
+    from ..data.classes import EMOTIONS, FERPLUS_CLASSES
+
+    if ckpt.get("class_names"):
+        return [str(c) for c in ckpt["class_names"]]
+    k = int(ckpt.get("model_kwargs", {}).get("num_classes", 0))
+    return list(EMOTIONS if k == len(EMOTIONS) else FERPLUS_CLASSES if k == len(FERPLUS_CLASSES)
+                else (f"class_{i}" for i in range(k)))
+
+
+def training_of(path: str | Path, ckpt: dict | None = None) -> dict:
+    """What a model file says about its training: ``profile`` (quick, full, budget), ``synthetic``, ``data``.
+
+    From, in order: the ``trained`` field an export writes; the run's ``latest.pt`` beside a
+    ``best.pt`` / ``epoch_NNN.pt`` (its ``identity``); the run folder's name (``RECIPE-BUDGET[-synthetic]-seedS``,
+    of the file or of the checkpoint it was exported from).  A value is None when nothing says.
+    """
+    from ..runs import BUDGET_PROFILE, RunKey
+
+    path = Path(path)
+    ckpt = load_checkpoint_dict(path) if ckpt is None else ckpt
+    if isinstance(ckpt.get("trained"), dict):
+        return dict(ckpt["trained"])
+    identity = ckpt.get("identity")
+    latest = path.parent / "latest.pt"
+    if identity is None and latest.is_file() and latest.resolve() != path.resolve():
+        try:
+            identity = load_checkpoint_dict(latest).get("identity")
+        except ValueError:
+            identity = None
+    if identity:
+        data = identity.get("data") or {}
+        return {"profile": BUDGET_PROFILE if identity.get("minutes") else identity.get("profile"),
+                "synthetic": bool(data.get("synthetic")), "data": data.get("tag")}
+    exported = ckpt.get("exported_from") or {}
+    checked_on = str(exported.get("checked_on", ""))
+    for name in (path.parent.name, path.stem, Path(str(exported.get("file", ""))).parent.name):
+        if key := RunKey.parse(name):
+            return {"profile": key.profile, "synthetic": key.synthetic or "SYNTHETIC" in checked_on,
+                    "data": checked_on or None}
+    return {"profile": None, "synthetic": True if "SYNTHETIC" in checked_on else None, "data": checked_on or None}
 
 
 def prune_epoch_checkpoints(run_dir: Path, keep: int = 5) -> list[Path]:
