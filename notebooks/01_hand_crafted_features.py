@@ -296,7 +296,9 @@ rows = committed_rows()
 table_rows = []
 for r in rows:
     table_rows.append({"features": r["feature_set"], "values": r["dimensions"], "classifier": r["classifier"],
-                       "C (PublicTest)": r["chosen_C"], "PublicTest %": 100 * r["metrics"]["PublicTest"]["accuracy"],
+                       "C (PublicTest)": r["chosen_C"],
+                       "C at grid end": r["chosen_C"] in (min(g["C"] for g in r["grid"]), max(g["C"] for g in r["grid"])),
+                       "PublicTest %": 100 * r["metrics"]["PublicTest"]["accuracy"],
                        "PrivateTest %": 100 * r["test_accuracy"], "± SE": 100 * r["test_standard_error"],
                        "fit s (grid)": round(r["cost"]["fit_seconds_total"]),
                        "file": f"results/{hc.RESULTS_FOLDER}/{Path(r['row']).name}.json"})
@@ -317,6 +319,9 @@ if not rows:
     print("The hand-crafted rows are not yet run: python -m ferlib hand-crafted --profile full "
           "(FER-2013 needed; about half an hour on 2 CPU cores)")
 display(floor)
+edge = [r["row"] for r in rows if r["chosen_C"] in (min(g["C"] for g in r["grid"]), max(g["C"] for g in r["grid"]))]
+if edge:
+    print(f"C at an end of the grid (a wider grid might do better there): {', '.join(edge)}")
 
 # %%
 if rows and deep:
