@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("name", ["notebooks/00_fer2013_up_close.ipynb", "solutions/lab00_data.ipynb",
                                   "notebooks/01_hand_crafted_features.ipynb",
-                                  "notebooks/04_exponential_triplet_loss.ipynb", "notebooks/05_knn_on_embeddings.ipynb"])
+                                  "notebooks/04_exponential_triplet_loss.ipynb", "notebooks/05_knn_on_embeddings.ipynb",
+                                  "notebooks/08_ferplus_input_features.ipynb"])
 def test_runs_on_synthetic_faces(name, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 

@@ -1,0 +1,96 @@
+"""Chapter 08's tables from results files: seeds aggregated, standard errors, gains, 'not yet run' with its command."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ferlib.chapters import ferplus_runs as fr
+from ferlib.data.classes import FERPLUS_CLASSES
+
+
+def write_result(root, recipe, seed, accuracy, *, budget="20min-cpu-2threads", n=3152, recall=None, own=False,
+                 synthetic=False):
+    folder = root / ("local" if own else "") / "budget"
+    folder.mkdir(parents=True, exist_ok=True)
+    recall = recall or {c: accuracy for c in FERPLUS_CLASSES}
+    metrics = {split: {"accuracy": accuracy, "n": n,
+                       "per_class": {c: {"recall": recall[c], "precision": 0.5, "f1-score": 0.5, "support": 10}
+                                     for c in FERPLUS_CLASSES}} for split in ("PublicTest", "PrivateTest")}
+    name = f"{recipe}-{budget}{'-synthetic' if synthetic else ''}{f'-seed{seed}' if seed else ''}.json"
+    (folder / name).write_text(json.dumps({"recipe": recipe, "seed": seed, "metrics": metrics, "epochs_run": 7,
+                                           "synthetic": synthetic, "profile": "budget",
+                                           "budget": {"kind": "wall-clock", "minutes": 20},
+                                           "provenance": {"device": "cpu", "device_name": "test CPU"}}))
+
+
+@pytest.fixture
+def results_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("FERLIB_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("FERLIB_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path
+
+
+def test_seeds_are_aggregated_with_their_standard_error(results_root):
+    write_result(results_root, "light-base-sl", 0, 0.80)
+    write_result(results_root, "light-base-sl", 1, 0.82)
+    runs = fr.row_runs("light-base-sl")
+    assert runs.n == 2 and runs.seeds == [0, 1] and runs.budget == "20min-cpu-2threads"
+    s = runs.summary()
+    assert s["mean"] == pytest.approx(81.0) and s["min"] == pytest.approx(80.0) and s["max"] == pytest.approx(82.0)
+    assert s["se"] == pytest.approx(1.0)  # std (ddof 1) sqrt(2) over sqrt(2)
+    assert runs.se() == pytest.approx(1.0)
+
+
+def test_one_seed_uses_the_binomial_standard_error(results_root):
+    write_result(results_root, "light-base-s-sl", 0, 0.85, n=3152)
+    runs = fr.row_runs("light-base-s-sl")
+    assert runs.summary()["se"] is None
+    assert runs.se() == pytest.approx(100 * math.sqrt(0.85 * 0.15 / 3152))
+
+
+def test_synthetic_and_quick_runs_are_not_rows(results_root):
+    write_result(results_root, "light-base-tl", 0, 0.9, synthetic=True)
+    (results_root / "quick").mkdir()
+    (results_root / "quick" / "light-base-tl.json").write_text(json.dumps({"metrics": {}}))
+    assert fr.row_runs("light-base-tl").n == 0
+
+
+def test_the_largest_budget_wins_and_the_kits_seed_before_yours(results_root):
+    write_result(results_root, "light-base-l-sl", 0, 0.70, budget="10min-cpu-2threads")
+    write_result(results_root, "light-base-l-sl", 0, 0.80)
+    write_result(results_root, "light-base-l-sl", 0, 0.60, own=True)
+    write_result(results_root, "light-base-l-sl", 1, 0.84, own=True)
+    runs = fr.row_runs("light-base-l-sl")
+    assert runs.budget == "20min-cpu-2threads" and runs.seeds == [0, 1]
+    assert list(runs.accuracies()) == pytest.approx([80.0, 84.0])
+    assert runs.origins == ["the kit", "your run"] and "your run" in runs.label()
+
+
+def test_table_says_not_yet_run_with_the_command(results_root):
+    write_result(results_root, "light-base-sl", 0, 0.80)
+    t = fr.table(["light-base-sl", "light-base-s-sl"])
+    assert t.loc["light-base-sl", "ours mean"] == pytest.approx(80.0) and t.loc["light-base-sl", "paper Avg"] == 81.95
+    assert t.loc["light-base-s-sl", "ours mean"] == "not yet run"
+    assert t.loc["light-base-s-sl", "run"] == ("not yet run: python -m ferlib train light-base-s-sl --minutes 20 "
+                                               "--seed 0 --threads 2")
+    assert fr.train_command("vgg13-o-l-tl", publish=True).endswith("--minutes 60 --seed 0 --threads 2 --publish")
+
+
+def test_gain_and_the_papers_gain(results_root):
+    assert fr.gain("light-base-s-sl", "light-base-sl") is None
+    for seed, (a, b) in enumerate(((0.80, 0.83), (0.82, 0.85))):
+        write_result(results_root, "light-base-sl", seed, a)
+        write_result(results_root, "light-base-s-sl", seed, b)
+    g = fr.gain("light-base-s-sl", "light-base-sl")
+    assert g["difference"] == pytest.approx(3.0) and g["se"] == pytest.approx(math.sqrt(2.0)) and g["n"] == (2, 2)
+    assert fr.paper_gain("light-base-s-sl", "light-base-sl") == pytest.approx(84.47 - 81.95)
+    assert fr.paper_gain("vgg13-o-l-tl", "vgg13-o-sl") == pytest.approx(3.10)  # the paper's "up to 3.1 %"
+
+
+def test_per_class_recall_in_ferplus_order(results_root):
+    recall = {c: i / 10 for i, c in enumerate(FERPLUS_CLASSES)}
+    write_result(results_root, "light-base-tl", 0, 0.8, recall=recall)
+    pc = fr.row_runs("light-base-tl").per_class_recall()
+    assert list(pc) == list(FERPLUS_CLASSES) and pc["contempt"] == pytest.approx(70.0)
