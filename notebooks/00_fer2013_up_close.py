@@ -47,7 +47,8 @@ import torch
 from IPython.display import Markdown, display
 from PIL import Image
 
-from ferlib.data.classes import EMOTIONS, FERPLUS_CLASSES, FERPLUS_TO_FER2013, FERPLUS_VOTE_COLUMNS, SPLITS
+from ferlib.data.classes import (EMOTIONS, FERPLUS_CLASSES, FERPLUS_TO_FER2013, FERPLUS_VOTE_COLUMNS, SPLITS,
+                                 label_order_table)
 from ferlib.data.discovery import DATA_ENV, load_fer2013, locate_data
 from ferlib.data.errors import DataFormatError
 from ferlib.data.normalize import ChannelStandardizer, ImageStandardizer, PixelStandardizer
@@ -367,6 +368,20 @@ else:
            if ds.format == "image-folder" else "no fer2013new.csv was found")
     display(Markdown(f"> **FER+ section skipped: {why}.** Put `fer2013new.csv` (from github.com/microsoft/FERPlus) "
                      "beside `fer2013.csv` to run it. The cells below do nothing without it."))
+
+# %% [markdown]
+# ### Label orders: one table
+#
+# FER-2013 and FER+ number the same emotions differently: class 0 is *angry* in
+# `fer2013.csv` and *neutral* in `fer2013new.csv`. A model's output *i* means what its
+# training labels meant by *i*, so a FER+ model read with FER-2013's names gives confident
+# nonsense. The kit's FER-2013 models (`models/*.pt`, every FER-2013 recipe) output
+# FER-2013's order; its FER+ models (chapter 08) FER+'s eight classes. Every checkpoint
+# records its own `class_names`, `python -m ferlib predict` uses them, and every output that
+# gives a class index gives its name too. The last two columns convert one order to the other.
+
+# %%
+display(Markdown(label_order_table()))
 
 # %% [markdown]
 # ### The four label modes

@@ -120,6 +120,8 @@ def test_onnx_mistakes_are_one_message(tmp_path, capsys):
     assert "not an ONNX model" in capsys.readouterr().err
     assert main(["predict", str(photo), "--model", str(tmp_path / "missing.onnx")]) == 2
     assert "no such ONNX file" in capsys.readouterr().err
+    assert main(["predict", str(photo), "--model", str(bad), "--runtime", "torch"]) == 2
+    assert "it runs on ONNX Runtime, not PyTorch" in capsys.readouterr().err
     assert main(["export", str(fp.default_model_path()), str(tmp_path / "x.zip")]) == 2
     assert ".pt or .onnx" in capsys.readouterr().err
 
@@ -188,8 +190,9 @@ def test_export_command_checks_on_real_faces(checkpoint, tmp_path, shared_data_o
                         "PublicTest"], capture_output=True, text=True, env=env,
                        cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 0, r.stderr
-    assert "FER-2013" in r.stdout and "same label 100.00%" in r.stdout and "ONNX accuracy" in r.stdout
+    assert "FER-2013" in r.stdout and "same label 100.00%" in r.stdout and "accuracy PyTorch" in r.stdout
     meta = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     check = json.loads(meta["check"])
     assert check["faces"] == 3589 and check["max_probability_difference"] < 1e-4
+    assert check["accuracy_onnx"] == pytest.approx(check["accuracy_pytorch"], abs=1e-3) > 0.55
     assert "PublicTest" in meta["checked_on"]

@@ -6,7 +6,6 @@ The photos are scikit-image's astronaut (a real face that the package ships), wr
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -272,6 +271,10 @@ def test_16_bit_colour_and_float_images(model, tmp_path):
     assert np.abs(photo.pixels[..., 0].astype(int) - grey).max() <= 1 and "[0, 1]" in photo.notes[0]
     (face,) = fp.predict_photo(path, model)
     assert np.abs(np.array(face.box) - ref[0].box).max() <= 4
+    path = tmp_path / "float_rgb.tif"  # Pillow cannot open a floating-point colour TIFF; OpenCV reads it
+    cv2.imwrite(str(path), rgb[..., ::-1].astype(np.float32) / 255)
+    photo = fp.load_photo(path)
+    assert np.abs(photo.pixels.astype(int) - rgb).max() <= 1 and "read with OpenCV" in photo.notes[0]
 
 
 @pytest.mark.parametrize("kind", ["palette", "palette-transparent", "rgba", "cmyk-jpeg", "cmyk-tiff", "bilevel"])

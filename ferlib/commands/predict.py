@@ -23,8 +23,9 @@ def add_model_options(p) -> None:
     """``--model`` and ``--runtime`` (predict, webcam)."""
     p.add_argument("--model", help="a checkpoint, run folder, run name, recipe or .onnx file (default: the kit's "
                    "committed densenet-bc-center model)")
-    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
-                   help="run the model with PyTorch (default) or ONNX Runtime (a checkpoint is exported in memory)")
+    p.add_argument("--runtime", choices=("torch", "onnx"),
+                   help="run the model with PyTorch (default for a checkpoint) or ONNX Runtime (a checkpoint is "
+                        "exported in memory; an .onnx file always runs on it)")
 
 
 def add_video_options(p) -> None:

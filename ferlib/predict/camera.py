@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import UsageError
+from .photos import quiet_opencv
 
 CAMERA_SIZE = (640, 480)
 
@@ -47,10 +48,7 @@ def open_camera(spec: str | int = 0):
     elif "://" not in source and not Path(source).exists():
         raise UsageError(f"--camera {source}: no such camera, file or stream address",
                          "give a camera number (0, 1, ...), a video file or an rtsp:// / http:// address")
-    previous = cv2.getLogLevel() if hasattr(cv2, "getLogLevel") else None
-    if previous is not None:
-        cv2.setLogLevel(1)  # OpenCV's own "can't open camera by index" warnings: the message below says it once
-    try:
+    with quiet_opencv():  # OpenCV's own "can't open camera by index" warnings: the message below says it once
         cap = cv2.VideoCapture(source)
         if cap.isOpened() and isinstance(source, int):
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, CAMERA_SIZE[0])
@@ -59,9 +57,6 @@ def open_camera(spec: str | int = 0):
         ok = cap.isOpened() and cap.read()[0]
         if ok and isinstance(source, str) and "://" not in source:
             cap.set(cv2.CAP_PROP_POS_FRAMES, 0)  # a file played as a camera starts at its first frame
-    finally:
-        if previous is not None:
-            cv2.setLogLevel(previous)
     if not ok:
         cap.release()
         what = f"camera {source}" if isinstance(source, int) else source

@@ -78,18 +78,22 @@ def _checkpoint_path(model_path) -> Path:
     return Path(path)
 
 
-def load_predictor(model_path: str | Path | None = None, *, runtime: str = "torch"):
+def load_predictor(model_path: str | Path | None = None, *, runtime: str | None = None):
     """The model to predict with, on the CPU: a checkpoint file, a run folder, a run name or a recipe
     name (:func:`ferlib.runs.resolve_model`), or an ``.onnx`` file; default the kit's committed model.
 
-    ``runtime``: ``torch`` (a :class:`~ferlib.train.checkpoint.LoadedModel`) or ``onnx`` (an
-    :class:`OnnxPredictor`; a checkpoint is exported in memory first).  An ``.onnx`` file always runs on ONNX Runtime.
+    ``runtime``: ``torch`` (default for a checkpoint: a :class:`~ferlib.train.checkpoint.LoadedModel`) or
+    ``onnx`` (an :class:`OnnxPredictor`; a checkpoint is exported in memory first).  An ``.onnx`` file
+    runs on ONNX Runtime.
     """
     from ..train.checkpoint import load_model, training_of
 
-    if runtime not in RUNTIMES:
+    if runtime not in (None, *RUNTIMES):
         raise UsageError(f"unknown runtime {runtime!r}", f"use one of {', '.join(RUNTIMES)}")
     if model_path and str(model_path).lower().endswith(".onnx"):
+        if runtime == "torch":
+            raise UsageError(f"{model_path} is an ONNX file: it runs on ONNX Runtime, not PyTorch",
+                             "drop --runtime torch, or give the checkpoint it was exported from")
         if not Path(model_path).is_file():
             raise UsageError(f"{model_path}: no such ONNX file", "export one: python -m ferlib export RUN OUT.onnx")
         return OnnxPredictor(Path(model_path), source=str(model_path))

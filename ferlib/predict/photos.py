@@ -20,6 +20,7 @@ images sorted by name (``recursive``: its sub-folders too), its non-images liste
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +121,57 @@ def load_photo(path: str | Path) -> Photo:
             pixels, more = _to_rgb(upright)
             return Photo(path, pixels, notes + more)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise _unreadable(path, e) from None
+        photo = _read_with_opencv(path)
+        if photo is None:
+            raise _unreadable(path, e) from None
+        return photo
+
+
+@contextmanager
+def quiet_opencv():
+    """OpenCV's own warnings off (``can't open ...``): ferlib says what went wrong once, in its own words.
+
+    FFmpeg's messages (``moov atom not found``) go too, for the process: OpenCV reads
+    ``OPENCV_FFMPEG_LOGLEVEL`` when it first opens a video (a value you set is kept).
+    """
+    import os
+
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+    previous = cv2.getLogLevel() if hasattr(cv2, "getLogLevel") else None
+    if previous is not None:
+        cv2.setLogLevel(1)  # 1: fatal errors only (OpenCV's numbering)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            cv2.setLogLevel(previous)
+
+
+def _read_with_opencv(path: Path) -> Photo | None:
+    """What Pillow cannot open but OpenCV can (floating-point colour TIFF, some 16-bit formats), or None."""
+    import cv2
+
+    try:
+        with quiet_opencv():
+            a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    if a is None or a.size == 0 or a.ndim not in (2, 3):
+        return None
+    notes = ["read with OpenCV (Pillow cannot)"]
+    if a.dtype != np.uint8:  # one scale for all channels, so colours keep their balance
+        a, note = high_depth_to_uint8(a, "I;16" if a.dtype == np.uint16 else str(a.dtype))
+        notes.append(note.replace("greyscale ", "") if a.ndim == 3 else note)
+    if a.ndim == 2 or a.shape[2] == 1:
+        return Photo(path, np.repeat(a.reshape(a.shape[0], a.shape[1], 1), 3, axis=2), notes)
+    if a.shape[2] == 4:
+        alpha = a[..., 3:].astype(np.float32) / 255
+        a = (a[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+        notes.append("transparent parts shown on white")
+    return Photo(path, np.ascontiguousarray(a[..., 2::-1]), notes)  # BGR -> RGB
 
 
 def read_photo(path: str | Path) -> np.ndarray:

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .faces import FacePrediction, annotate, classify_boxes, detect_faces, redetect_near, to_gray
+from .photos import quiet_opencv
 
 DETECT_EVERY = 10  # frames between whole-frame searches (1/3 s at 30 frames/s)
 MAX_MISSED = 5  # frames a tracked face may go unfound before it is dropped
@@ -184,8 +185,9 @@ def open_video(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file", "give the path of a video file (MP4, AVI, MOV, MKV, WebM, ...)")
-    cap = cv2.VideoCapture(str(path))
-    ok, first = cap.read() if cap.isOpened() else (False, None)
+    with quiet_opencv():
+        cap = cv2.VideoCapture(str(path))
+        ok, first = cap.read() if cap.isOpened() else (False, None)
     if not ok:
         cap.release()
         raise UsageError(f"{path}: not a video OpenCV can read (no frame decoded)",

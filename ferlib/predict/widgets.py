@@ -24,7 +24,7 @@ def frame_strip(frames: list[np.ndarray], *, height: int = 160, gap: int = 4) ->
     return strip
 
 
-def video_strip(path: str | Path, model, *, n: int = 6, height: int = 160, **options):
+def video_strip(path: str | Path, model, *, n: int = 6, height: int = 200, **options):
     """``(strip, summary)``: ``n`` evenly spaced annotated frames of a video (RGB) and its :class:`VideoSummary`."""
     from .video import open_video, predict_video
 

@@ -111,6 +111,10 @@ def onnx_metadata(loaded: LoadedModel, source: str, trained: dict) -> dict[str, 
 
 def onnx_model_bytes(loaded: LoadedModel, metadata: dict[str, str] | None = None) -> bytes:
     """The ONNX file of a loaded model (:class:`FaceClassifier`), as bytes, with ``metadata`` attached."""
+    return _with_metadata(_onnx_proto(loaded), metadata or {}).SerializeToString()
+
+
+def _onnx_proto(loaded: LoadedModel):
     import onnx
 
     module = FaceClassifier(loaded).to("cpu").eval()
@@ -122,11 +126,15 @@ def onnx_model_bytes(loaded: LoadedModel, metadata: dict[str, str] | None = None
                           dynamic_axes={"faces": {0: "n"}, "probabilities": {0: "n"}}, opset_version=ONNX_OPSET,
                           dynamo=False)
     proto = onnx.load_from_string(buffer.getvalue())
-    for k, v in (metadata or {}).items():
+    proto.producer_name = "ferlib"
+    return proto
+
+
+def _with_metadata(proto, metadata: dict[str, str]):
+    for k, v in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
-    proto.producer_name = "ferlib"
-    return proto.SerializeToString()
+    return proto
 
 
 def onnx_session(model: bytes | str | Path, threads: int | None = None):
@@ -140,19 +148,26 @@ def onnx_session(model: bytes | str | Path, threads: int | None = None):
                                 providers=["CPUExecutionProvider"])
 
 
-def compare_onnx(loaded: LoadedModel, model: bytes | str | Path, pixels: np.ndarray, batch_size: int = 512) -> dict:
-    """PyTorch (float32) against ONNX Runtime on the same uint8 faces: largest probability difference, same label."""
+def compare_onnx(loaded: LoadedModel, model: bytes | str | Path, pixels: np.ndarray, labels=None,
+                 batch_size: int = 512) -> dict:
+    """PyTorch (float32) against ONNX Runtime on the same uint8 faces: largest probability difference, same label
+    (and each one's accuracy when ``labels`` are given)."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     a = loaded.predict_proba(pixels, precision="fp32")
     session = onnx_session(model)
     b = np.concatenate([session.run(None, {"faces": pixels[i:i + batch_size]})[0]
                         for i in range(0, len(pixels), batch_size)])
-    return {"faces": int(len(pixels)), "max_probability_difference": float(np.abs(a - b).max()),
-            "same_label": float((a.argmax(1) == b.argmax(1)).mean())}
+    report = {"faces": int(len(pixels)), "max_probability_difference": float(np.abs(a - b).max()),
+              "same_label": float((a.argmax(1) == b.argmax(1)).mean())}
+    if labels is not None:
+        labels = np.asarray(labels)
+        report.update(accuracy_pytorch=float((a.argmax(1) == labels).mean()),
+                      accuracy_onnx=float((b.argmax(1) == labels).mean()))
+    return report
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, *, check_pixels: np.ndarray | None = None,
-                provenance: dict | None = None, tolerance: float = ONNX_TOLERANCE) -> dict:
+                check_labels=None, provenance: dict | None = None, tolerance: float = ONNX_TOLERANCE) -> dict:
     """Write ``out`` (ONNX) of ``checkpoint``; check it against PyTorch on ``check_pixels``; returns the check.
 
     Raises ValueError (and writes nothing) when the largest probability difference exceeds ``tolerance``.
@@ -160,17 +175,17 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, check_pixels: np.nda
     loaded = load_model(checkpoint)
     meta = onnx_metadata(loaded, str(checkpoint), training_of(checkpoint))
     meta.update({k: str(v) for k, v in (provenance or {}).items()})
-    data = onnx_model_bytes(loaded, meta)
+    proto = _with_metadata(_onnx_proto(loaded), meta)
     report = {}
     if check_pixels is not None and len(check_pixels):
-        report = compare_onnx(loaded, data, check_pixels)
+        report = compare_onnx(loaded, proto.SerializeToString(), check_pixels, check_labels)
         if not report["max_probability_difference"] <= tolerance:
             raise ValueError(f"the ONNX graph differs from PyTorch by up to {report['max_probability_difference']:.2g} "
                              f"in probability (more than {tolerance:g}) on {report['faces']} faces; not written")
-        data = onnx_model_bytes(loaded, {**meta, "check": json.dumps(report)})
+        proto = _with_metadata(proto, {"check": json.dumps(report)})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
+    tmp.write_bytes(proto.SerializeToString())
     tmp.replace(out)
     return report
