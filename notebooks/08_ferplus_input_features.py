@@ -444,7 +444,7 @@ pd.concat(runs, axis=1).iloc[[0, STEPS // 2, -1]].round(3)
 
 # %%
 fixed, printed = runs["+λ L_C (fixed)"], runs["−λ L_C (Eq. 1 as printed)"]
-fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), layout="constrained")
 for name, h in runs.items():
     axes[0].plot(h.index, h["L_C change by the step"], marker="o", label=name)
     axes[1].plot(h.index, h["total loss"], label=name)
@@ -655,7 +655,7 @@ for name in (*TABLE_II, "vgg13-o-sl", "vgg13-o-l-tl"):
 if per_class:
     pc = pd.DataFrame(per_class).T[list(FERPLUS_CLASSES)].round(1)
     display(pc)
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = plt.subplots(figsize=(9, 3.4), layout="constrained")
     width = 0.8 / len(pc)
     for i, (name, row) in enumerate(pc.iterrows()):
         ax.bar(np.arange(8) + i * width, row.values, width, label=name)

@@ -64,6 +64,15 @@ def test_lambda_sweep_in_increasing_order():
     assert sweep_name(0.01) == "light-base-tl-lambda0.01" and get_recipe(sweep_name(10.0)).criterion.lambda_ == 10
 
 
+def test_reproduce_targets_name_the_tables_and_the_sweep():
+    from ferlib.jobs.reproduce import expand_targets
+
+    assert [r.name for r in expand_targets(["sobel-laplacian-cl-table2"])] == list(TABLE_II)
+    assert [r.name for r in expand_targets(["sobel-laplacian-cl-table1"])] == list(TABLE_I)
+    assert [r.name for r in expand_targets(["sobel-laplacian-cl-lambda-sweep", "light-base-sl"])] == list(SWEEP_RECIPES)
+    assert len(expand_targets(["sobel-laplacian-cl"])) == len(TABLE_I) + len(TABLE_II) + len(LAMBDA_SWEEP)
+
+
 def test_recipes_command_lists_every_row(capsys):
     from ferlib.commands.train import list_recipes
 
