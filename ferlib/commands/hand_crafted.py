@@ -2,7 +2,8 @@
 (:mod:`ferlib.jobs.hand_crafted`)."""
 from __future__ import annotations
 
-from ..errors import UsageError
+import argparse
+
 from ..features.face_filter import FILTER_RULES
 from ..jobs import hand_crafted as hc
 from .options import add_data_dir, add_profile, add_publish, add_seed
@@ -22,12 +23,13 @@ def face_filter_command(args) -> int:
 
 
 def positive_float(text: str) -> float:
+    """A value of ``--C``; argparse prints the message of an ``ArgumentTypeError`` (and exits with status 2)."""
     try:
         value = float(text)
     except ValueError:
-        raise UsageError(f"--C takes positive numbers, got {text!r}") from None
+        value = float("nan")
     if not value > 0:
-        raise UsageError(f"--C takes positive numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"--C takes positive numbers, got {text!r}")
     return value
 
 
