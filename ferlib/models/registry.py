@@ -13,6 +13,7 @@ from torch import nn
 from .backbones import BACKBONES
 from .densenet import DENSENET_VARIANTS, DenseNet
 from .dnnrl import DNNRL_VARIANTS
+from .emonet import emonet
 from .embedding_net import EmbeddingNet
 from .light_net import light_net
 from .vgg13 import vgg13
@@ -27,7 +28,8 @@ def _tiny_densenet(num_classes: int = 7, in_channels: int = 1, **kw) -> DenseNet
 MODELS: dict[str, Callable[..., nn.Module]] = {**DENSENET_VARIANTS, "tiny-densenet": _tiny_densenet,
                                                **BACKBONES, "embedding-net": EmbeddingNet,
                                                **DNNRL_VARIANTS,
-                                               "vgg13": vgg13, "light-net": light_net}  # Sobel-Laplacian-CL
+                                               "vgg13": vgg13, "light-net": light_net,  # Sobel-Laplacian-CL
+                                               "emonet": emonet}  # EmoNet's Fig. 5 (conv block ⊕ BOVW)
 
 
 def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
