@@ -78,12 +78,12 @@ def check_data(root, capsys):
 
 
 def check_recipes(root, capsys):
-    from ferlib.train.recipes import RECIPES
+    from ferlib.train.recipes import ENSEMBLES, RECIPES
 
     assert main(["recipes"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["recipe", "paper"]
-    assert sorted(line.split()[0] for line in lines[1:] if line.strip()) == sorted(RECIPES)
+    assert sorted(line.split()[0] for line in lines[1:] if line.strip()) == sorted([*RECIPES, *ENSEMBLES])
 
 
 def check_train(root, capsys):

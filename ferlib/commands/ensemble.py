@@ -23,10 +23,11 @@ def add_command(sub) -> None:
                                         "and write results/local/ensembles/NAME.json")
     e.add_argument("members", nargs="+", metavar="MEMBER",
                    help="run folders (runs/NAME), model files (e.g. the kit's models/*.pt), run names or recipe "
-                        "names (their largest-budget trained run)")
-    e.add_argument("--method", choices=ens.METHODS, default="mean",
-                   help="mean of probabilities, majority vote, or de: weights fitted by differential evolution "
-                        "on PublicTest (EmoNet)")
+                        "names (their largest-budget trained run); or one ensemble recipe (emonet-ensemble: its "
+                        "members and method)")
+    e.add_argument("--method", choices=ens.METHODS, default=None,
+                   help="mean of probabilities (the default), majority vote, or de: weights fitted by differential "
+                        "evolution on PublicTest (EmoNet; an ensemble recipe's own method by default)")
     e.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation: none, flip (2 views) "
                    "or tencrop (4 corners + centre, each flipped)")
     e.add_argument("--last-k", type=int, help="each member is the mean of its last K epoch checkpoints "

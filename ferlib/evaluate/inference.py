@@ -31,11 +31,15 @@ def autocast(device_type: str, dtype: torch.dtype | None):
     return torch.autocast(device_type=device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
-def forward_outputs(model: torch.nn.Module, x: torch.Tensor):
-    """``(logits, features)``: ``forward_with_features`` when the model has it, else ``(model(x), None)``."""
+def forward_outputs(model: torch.nn.Module, x: torch.Tensor, side: dict | None = None):
+    """``(logits, features)``: ``forward_with_features`` when the model has it, else ``(model(x), None)``.
+
+    ``side``: per-sample inputs beside the image, passed by name (EmoNet's ``bovw``; a batch's third item).
+    """
+    side = side or {}
     if hasattr(model, "forward_with_features"):
-        return model.forward_with_features(x)
-    return model(x), None
+        return model.forward_with_features(x, **side)
+    return model(x, **side), None
 
 
 @torch.no_grad()
@@ -54,17 +58,18 @@ def infer(model: torch.nn.Module, source, *, autocast_dtype: torch.dtype | None 
     try:
         for batch in source:
             x, y = batch[0], batch[1]
+            side = batch[2] if len(batch) > 2 else None  # EmoNet's BOVW: the same for every view of a face
             labels.append(y.cpu())
             if views is not None:
                 total, n = None, 0
                 for view in views(x):
                     with autocast(x.device.type, autocast_dtype):
-                        p = torch.softmax(forward_outputs(model, view)[0].float(), 1)
+                        p = torch.softmax(forward_outputs(model, view, side)[0].float(), 1)
                     total, n = (p if total is None else total + p), n + 1
                 probs.append((total / n).cpu())
                 continue
             with autocast(x.device.type, autocast_dtype):
-                out, f = forward_outputs(model, x)
+                out, f = forward_outputs(model, x, side)
             if out is not None:
                 logits.append(out.float().cpu())
                 if probabilities:

@@ -22,6 +22,11 @@ images.
 
     python -m ferlib ensemble densenet-bc densenet-bc-center --method de --tta flip
     python -m ferlib ensemble runs/densenet-bc-full-seed0 --last-k 5
+    python -m ferlib ensemble emonet-ensemble      # a paper's ensemble recipe: its members and method
+
+An ensemble recipe (:data:`ferlib.train.recipes.ENSEMBLES`, EmoNet Table 2's weighted ensemble) named
+alone stands for its members (their trained runs, as recipe names do) and its method, and its results
+carry the paper's numbers and weights beside ours.
 """
 from __future__ import annotations
 
@@ -368,7 +373,7 @@ def ensemble_results(inputs: EnsembleInputs, evaluation: dict, *, name: str, las
     }
 
 
-def run_ensemble(specs, *, method: str = "mean", tta: str = "none", last_k: int | None = None,
+def run_ensemble(specs, *, method: str | None = None, tta: str = "none", last_k: int | None = None,
                  objective: str = "nll", seed: int = 0, dataset=None, data_dir=None, device=None,
                  eval_per_class: int | None = None, profile: str | None = None, name: str | None = None,
                  results_path: str | Path | None = None, out_dir: str | Path | None = None,
@@ -381,15 +386,20 @@ def run_ensemble(specs, *, method: str = "mean", tta: str = "none", last_k: int 
     :func:`~ferlib.data.discovery.load_fer2013` of ``data_dir``).
     """
     from ..train.build import resolve_device
+    from ..train.recipes import ENSEMBLES
 
     clock = provenance.Clock()
+    specs = [specs] if isinstance(specs, (str, Path)) else list(specs)
+    recipe = ENSEMBLES.get(str(specs[0])) if len(specs) == 1 else None
+    if recipe is not None:  # a paper's ensemble: its members and method (an explicit method still wins)
+        specs, method, name = list(recipe.members), method or recipe.method, name or recipe.name
+    method = method or "mean"
     if method not in ens.METHODS:
         raise EnsembleError(f"unknown ensemble method {method!r}; choose one of {', '.join(ens.METHODS)}")
     if tta not in TTA_MODES:
         raise EnsembleError(f"unknown test-time augmentation {tta!r}; choose one of {', '.join(TTA_MODES)}")
     if objective not in ens.OBJECTIVES:
         raise EnsembleError(f"unknown objective {objective!r}; choose one of {', '.join(ens.OBJECTIVES)}")
-    specs = [specs] if isinstance(specs, (str, Path)) else list(specs)
     members = [load_member(s, last_k=last_k, profile=profile) for s in specs]
     check_compatible(members)
     if dataset is None:
@@ -403,6 +413,8 @@ def run_ensemble(specs, *, method: str = "mean", tta: str = "none", last_k: int 
     evaluation = evaluate_ensemble(inputs, method, objective=objective, seed=seed)
     name = name or default_name(members, method, tta, last_k)
     results = ensemble_results(inputs, evaluation, name=name, last_k=last_k, device=device, clock=clock)
+    if recipe is not None:
+        results["ensemble_recipe"] = recipe.to_dict()  # the paper's row, numbers and weights (EmoNet Tables 1-2)
     if results_path is None:
         results_path = Path(out_dir) / f"{name}.json" if out_dir else results_path_for(name, members, published=publish)
     path = provenance.write_json(results, results_path)

@@ -15,7 +15,12 @@ the cosine, its stop rule the plan).  ``compile`` (see
 :class:`~ferlib.train.precision.CompiledTrainingForward`) is refused where inductor cannot
 run and under torchrun, where (:mod:`ferlib.train.distributed`) the Training source serves
 this rank's slice of each global batch and :func:`~ferlib.train.distributed.distribute`
-wraps the parts.
+wraps the parts.  A transfer-learning recipe (``frozen_phase``, EmoNet §5) gets a
+:class:`~ferlib.train.schedules.PhasedOptimizer` (the frozen phase's optimiser over what stays
+trainable, the recipe's over all) and a :class:`~ferlib.train.schedules.FreezeThenFineTune` around
+its schedule; a model with ``side_inputs`` (EmoNet's BOVW) gets them computed once per split
+(:mod:`ferlib.features.side_inputs`, cached), its standardiser fitted on Training's, and carried by
+every batch source.  Neither runs under torchrun.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ from .distributed import distribute
 from .precision import CompiledTrainingForward, compile_unavailable_reason, resolve_precision
 from .protocols import build_protocol
 from .recipes import Recipe
-from .schedules import budget_schedule, build_schedule
+from .schedules import FreezeThenFineTune, PhasedOptimizer, budget_schedule, build_schedule
 from .trainer import Trainer
 from .validation import KNN_REFERENCE_PER_CLASS, KNNValidator, SoftmaxValidator
 
@@ -76,6 +81,21 @@ def build_optimizer(recipe: Recipe, model, criterion, device: torch.device) -> t
         return make(recipe, groups)
 
 
+def build_phased_optimizer(recipe: Recipe, model, criterion, device: torch.device) -> PhasedOptimizer:
+    """EmoNet §5's two optimisers: the frozen phase's (Adam 1e-3) over what stays trainable with the pretrained
+    block frozen, and the recipe's (SGD, Nesterov 0.9) over every parameter.  Leaves the block frozen (phase 0)."""
+    if not hasattr(model, "set_pretrained_frozen"):
+        raise ValueError(f"recipe {recipe.name!r} has a frozen phase, but model {recipe.model!r} has no pretrained "
+                         f"block to freeze (set_pretrained_frozen)")
+    fp = recipe.frozen_phase
+    model.set_pretrained_frozen(False)
+    fine_tune = build_optimizer(recipe, model, criterion, device)
+    model.set_pretrained_frozen(True)
+    frozen = build_optimizer(replace(recipe, optimizer=fp.optimizer, lr=fp.lr, weight_decay=fp.weight_decay),
+                             model, criterion, device)
+    return PhasedOptimizer([frozen, fine_tune])
+
+
 def final_eval_passes(recipe: Recipe, sizes: dict) -> int:
     """The final evaluation's cost in PublicTest-sized forward passes (what a budget must leave time for):
     a softmax head's selected epoch and last-five ensemble on PublicTest and PrivateTest
@@ -99,11 +119,13 @@ class Run:
     budget: TimeBudget | None
     schedule_name: str
     common: dict  # device, normaliser and channels_last of every source: for more evaluation sources
+    side_inputs: tuple = ()  # per-sample inputs the model takes beside the image (EmoNet's "bovw")
 
     def eval_source(self, split) -> DeviceBatchSource:
         """An in-order source over a :class:`~ferlib.data.dataset.FERDataset` (evaluation transform, no randomness)."""
         return DeviceBatchSource.for_eval(split.pixels, split.labels, batch_size=max(256, self.recipe.batch_size),
-                                          augment=self.augment, **self.common)
+                                          augment=self.augment, extra=side_inputs(self.side_inputs, split),
+                                          **self.common)
 
 
 def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0, device=None,
@@ -124,10 +146,13 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
     _check_compile(compile, device, group)
     torch.manual_seed(seed)
     p = _model_parts(recipe, data, device, channels_last=precision == "bf16")  # model, criterion, optimiser
+    if group and (recipe.frozen_phase or p.side_inputs):
+        raise ValueError(f"recipe {recipe.name!r} (a frozen phase or side inputs) is not supported under torchrun in "
+                         f"ferlib; train it in one process")
     batch_size = recipe.batch_size if minutes else recipe.batch_size_for(profile)
     train_source, val_source, test_source = _sources(recipe, data, p, batch_size, seed, group)
     schedule_name = budget_schedule(recipe.schedule) if minutes else recipe.schedule
-    schedule = build_schedule(schedule_name, recipe, p.optimizer, len(train_source))
+    schedule = _schedule(schedule_name, recipe, p, len(train_source), None if minutes else profile)
     budget = _budget(recipe, data, minutes, started)
     callbacks = [*_callbacks(recipe, profile, budget, progress, checkpoint_every_steps, checkpoint_interval_s),
                  *extra_callbacks, *([StopAfterSteps(stop_after_steps)] if stop_after_steps is not None else [])]
@@ -146,7 +171,27 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
                       early_stopping_patience=recipe.early_stopping_patience, validator=validator,
                       select_on=recipe.select_on, name=recipe.name, log=progress,
                       train_forward=CompiledTrainingForward(p.model) if compile else None)
-    return Run(trainer, recipe, data, p.augment, p.normalizer, test_source, budget, schedule_name, p.common)
+    return Run(trainer, recipe, data, p.augment, p.normalizer, test_source, budget, schedule_name, p.common,
+               p.side_inputs)
+
+
+def _schedule(name: str, recipe: Recipe, p: "ModelParts", steps_per_epoch: int, profile: str | None):
+    """The recipe's schedule; with a frozen phase, wrapped in :class:`FreezeThenFineTune` (the fine-tuning
+    optimiser's schedule inside; ``profile`` None = a wall-clock budget, which keeps the recipe's frozen epochs)."""
+    if not isinstance(p.optimizer, PhasedOptimizer):
+        return build_schedule(name, recipe, p.optimizer, steps_per_epoch)
+    fine_tune = build_schedule(name, recipe, p.optimizer.optimizers[1], steps_per_epoch)
+    return FreezeThenFineTune(p.optimizer, model=p.model, frozen_epochs=recipe.frozen_epochs_for(profile),
+                              fine_tune=fine_tune, steps_per_epoch=steps_per_epoch)
+
+
+def side_inputs(names, split) -> dict | None:
+    """The per-sample side inputs ``names`` of a split (computed once per data set and cached), or None."""
+    if not names:
+        return None
+    from ..features.side_inputs import side_inputs_for
+
+    return side_inputs_for(names, split)
 
 
 def _check_compile(compile: bool, device: torch.device, group) -> None:
@@ -167,6 +212,7 @@ class ModelParts:
     augment: object
     common: dict  # device, normaliser and channels_last of every batch source
     describe: object  # () -> the model-only checkpoint fields (architecture, normalisation, classes)
+    side_inputs: tuple = ()  # what the model takes beside the image (EmoNet's "bovw")
 
 
 def _model_parts(recipe: Recipe, data: PreparedData, device: torch.device, channels_last: bool) -> ModelParts:
@@ -178,25 +224,33 @@ def _model_parts(recipe: Recipe, data: PreparedData, device: torch.device, chann
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = build_criterion(recipe.criterion, num_classes, model.feature_dim).to(device)
+    rebuild_kwargs = getattr(model, "checkpoint_kwargs", model_kwargs)  # EmoNet: no weights file read on loading
     describe = lambda: describe_model(  # noqa: E731
-        model_name=recipe.model, model_kwargs=model_kwargs, normalizer=normalizer,
+        model_name=recipe.model, model_kwargs=rebuild_kwargs, normalizer=normalizer,
         normalization=recipe.normalization, eval_transform=augment.to_dict(), input_size=recipe.input_size,
         in_channels=in_channels, class_names=data.class_names, recipe=recipe.to_dict())
-    return ModelParts(model, criterion, build_optimizer(recipe, model, criterion, device), normalizer, augment,
-                      dict(device=device, normalize=normalizer, channels_last=channels_last), describe)
+    optimizer = (build_phased_optimizer if recipe.frozen_phase else build_optimizer)(recipe, model, criterion, device)
+    return ModelParts(model, criterion, optimizer, normalizer, augment,
+                      dict(device=device, normalize=normalizer, channels_last=channels_last), describe,
+                      tuple(getattr(model, "side_inputs", ())))
 
 
 def _eval_source(split, p: ModelParts, recipe: Recipe) -> DeviceBatchSource:
     return DeviceBatchSource.for_eval(split.pixels, split.labels, batch_size=max(256, recipe.batch_size),
-                                      augment=p.augment, **p.common)
+                                      augment=p.augment, extra=side_inputs(p.side_inputs, split), **p.common)
 
 
 def _sources(recipe: Recipe, data: PreparedData, p: ModelParts, batch_size: int, seed: int, group):
-    """Training (this rank's slice of each global batch under torchrun), PublicTest and PrivateTest."""
+    """Training (this rank's slice of each global batch under torchrun), PublicTest and PrivateTest.
+
+    Side inputs (EmoNet's BOVW) are computed once per split; the model's standardiser is fitted on Training's."""
     shard = {"rank": group.rank, "world_size": group.world_size} if group else {}
+    train_side = side_inputs(p.side_inputs, data.train)
+    if train_side is not None:
+        p.model.fit_side_inputs(train_side)
     train = DeviceBatchSource(data.train.pixels, data.train.labels, batch_size=batch_size, augment=p.augment,
                               shuffle=True, seed=seed, drop_last=recipe.drop_last, sampler=recipe.sampler,
-                              **p.common, **shard)
+                              extra=train_side, **p.common, **shard)
     return train, _eval_source(data.val, p, recipe), _eval_source(data.test, p, recipe)
 
 

@@ -89,12 +89,18 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
     def eval_source(self, pixels: np.ndarray, labels=None, batch_size: int = 256):
-        """The in-order batch source evaluation used, over uint8 (N, 48, 48) faces."""
+        """The in-order batch source evaluation used, over uint8 (N, 48, 48) faces (with the per-face side
+        inputs the model takes, EmoNet's BOVW: computed from the pixels, cached from 500 faces up)."""
         from ..data.batches import DeviceBatchSource
 
         labels = np.zeros(len(pixels), dtype=np.int64) if labels is None else labels
+        extra = None
+        if getattr(self.model, "side_inputs", ()):
+            from ..features.side_inputs import side_inputs_for
+
+            extra = side_inputs_for(self.model.side_inputs, pixels=np.asarray(pixels))
         return DeviceBatchSource.for_eval(np.asarray(pixels), labels, batch_size=batch_size, augment=self.augment,
-                                          normalize=self.normalizer, device=self.device)
+                                          normalize=self.normalizer, device=self.device, extra=extra)
 
     @property
     def has_softmax_head(self) -> bool:

@@ -121,7 +121,7 @@ class CompiledTrainingForward:
         self.compiled = torch.compile(self.eager, dynamic=False)
         self.batch_size: int | None = None
 
-    def __call__(self, x: torch.Tensor):
+    def __call__(self, x: torch.Tensor, **side):
         if self.batch_size is None:
             self.batch_size = x.shape[0]
-        return self.compiled(x) if x.shape[0] == self.batch_size else self.eager(x)
+        return self.compiled(x, **side) if x.shape[0] == self.batch_size else self.eager(x, **side)

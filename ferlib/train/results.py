@@ -110,12 +110,15 @@ def run_recipe(recipe: Recipe, *, dataset: FERDataset | None = None, profile: st
     clock, code = provenance.Clock(), provenance.git_info()  # at the start: the code this run was started from
     profile, device = get_profile(profile), resolve_device(device)
     dataset = _dataset(recipe, dataset, data_dir, progress)
+    dataset, face_filter = apply_face_filter(dataset, recipe.face_filter, progress)
     key = RunKey.for_training(recipe.name, profile, seed=seed, minutes=minutes, device=device,
                               synthetic=bool(dataset.synthetic))
     results_path = _writable(Path(results_path) if results_path else key.results_path(), overwrite)
     budget = recipe.budget(profile)  # a wall-clock budget trains and evaluates on the whole splits
     data = prepare_splits(dataset, None if minutes else budget.train_per_class,
                           None if minutes else budget.eval_per_class, seed)
+    if face_filter:
+        data.description["face_filter"] = face_filter
     run = build_run(recipe, data, profile=profile, seed=seed, device=device, precision=precision,
                     run_dir=Path(run_dir) if run_dir else key.run_dir(), minutes=minutes, progress=progress,
                     started=clock.started_wall, **build_kwargs)
@@ -145,6 +148,25 @@ def _dataset(recipe: Recipe, dataset, data_dir, progress: bool) -> FERDataset:
 
         return load_ferplus(data_dir, verbose=progress)[0]
     raise NotImplementedError(f"recipe {recipe.name!r} needs dataset {recipe.dataset!r}")
+
+
+def apply_face_filter(dataset: FERDataset, rule: str | None, progress: bool = True) -> tuple[FERDataset, dict | None]:
+    """EmoNet §5's face filter on Training (``rule``: :data:`ferlib.features.face_filter.FILTER_RULES`; None: none).
+
+    Both detectors' counts over the whole data set (computed once and cached, the counts chapter 01 shows);
+    Training faces without exactly one face by ``rule`` are dropped, PublicTest and PrivateTest are kept whole
+    (:func:`~ferlib.features.face_filter.training_keep_mask` says why).  Returns the data set and what was dropped.
+    """
+    if not rule:
+        return dataset, None
+    from ..features.face_filter import dataset_face_counts, training_keep_mask
+
+    keep = training_keep_mask(dataset, dataset_face_counts(dataset, progress=progress), rule)
+    info = {"rule": rule, "dropped_training_images": int((~keep).sum()), "split": "Training only"}
+    if progress:
+        print(f"[ferlib] face filter ({rule}): {info['dropped_training_images']} Training faces dropped "
+              f"(PublicTest and PrivateTest kept whole)", flush=True)
+    return dataset.subset(keep), info
 
 
 def _writable(results_path: Path, overwrite: bool) -> Path:
@@ -201,8 +223,14 @@ def assemble_results(run, state, final: dict, *, profile: str, minutes: float | 
         "train_seconds": state.train_seconds,
         "config": recipe.to_dict(),
         "model_weights": getattr(trainer.model, "weights_source", None),
+        "model_weights_file": _weights_record(trainer.model),  # source, provider, file, sha256 (EmoNet's blocks)
         "augment": run.augment.to_dict(),
     }
+
+
+def _weights_record(model) -> dict | None:
+    record = getattr(model, "weights_record", None)
+    return record.to_dict() if record is not None else None
 
 
 def _distributed(run, group) -> dict:

@@ -19,6 +19,9 @@ it is defined by.  After any change of the learning rate the criterion hears of 
   (:meth:`WarmupCosine.set_total_steps`); the warm-up does not depend on it.  A
   deviation from the paper, made because a budget fixes the number of steps in
   advance and a schedule defined by those steps uses all of them.
+  A recipe may watch the **validation** loss instead (``plateau_on="val_loss"``, EmoNet §5: "Learning
+  rate scheduler is used to shrink the learning rate by monitoring validation loss changes"), with
+  its own ``plateau_factor``: the schedule's ``monitor`` names the record field the trainer passes.
 * ``constant`` -- cl-resnet50 (Adam 1e-3 throughout).
 * ``step-0.97-per-2-epochs`` -- Sobel-Laplacian-CL (§III-A): "Adam optimizer with an
   initial learning rate of 0.0003, which has been multiplied by a factor of 0.97 every 2
@@ -26,6 +29,13 @@ it is defined by.  After any change of the learning rate the criterion hears of 
   epoch ``e`` (0-based) is ``lr * G ** (e // N)``, whatever the number of epochs, so this
   schedule is kept under a wall-clock budget (:func:`budget_schedule`): the budget only
   decides how many epochs it gets.
+
+**Two phases** (EmoNet §5): :class:`FreezeThenFineTune` wraps any of these.  For the first
+``frozen_epochs`` epochs the model's pretrained block is frozen and a first optimiser (Adam 1e-3)
+trains the rest at a constant rate; then the block is unfrozen and the second optimiser (SGD,
+Nesterov 0.9) trains everything under the wrapped schedule.  The two optimisers live in one
+:class:`PhasedOptimizer`; the phase follows from the epochs done, which the schedule's
+``state_dict`` keeps, so a run resumed on either side of the switch continues in its phase.
 """
 from __future__ import annotations
 
@@ -62,10 +72,18 @@ class Schedule:
 
 
 class Plateau(Schedule):
-    """lr x ``factor`` when the training loss stalls (see the module docstring)."""
+    """lr x ``factor`` when the monitored loss stalls (see the module docstring).
 
-    def __init__(self, optimizer, *, patience: int, threshold: float, min_lr: float, factor: float = 0.1):
+    ``monitor``: the epoch record's field the trainer passes to :meth:`after_epoch` -- ``"train_loss"``
+    (DenseNet-CL) or ``"val_loss"`` (EmoNet).
+    """
+
+    def __init__(self, optimizer, *, patience: int, threshold: float, min_lr: float, factor: float = 0.1,
+                 monitor: str = "train_loss"):
         super().__init__(optimizer)
+        if monitor not in ("train_loss", "val_loss"):
+            raise ValueError(f"monitor must be 'train_loss' or 'val_loss', got {monitor!r}")
+        self.monitor = monitor
         self._inner = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=factor, patience=patience, threshold=threshold,
             threshold_mode="rel", min_lr=min_lr)
@@ -195,7 +213,8 @@ def budget_schedule(name: str) -> str:
 
 def _plateau(recipe, optimizer, steps_per_epoch: int) -> Schedule:
     return Plateau(optimizer, patience=recipe.plateau_patience, threshold=recipe.plateau_threshold,
-                   min_lr=recipe.min_lr)
+                   min_lr=recipe.min_lr, factor=getattr(recipe, "plateau_factor", None) or 0.1,
+                   monitor=getattr(recipe, "plateau_on", None) or "train_loss")
 
 
 def _warmup_cosine(recipe, optimizer, steps_per_epoch: int) -> Schedule:
@@ -215,3 +234,116 @@ def build_schedule(name: str, recipe, optimizer, steps_per_epoch: int) -> Schedu
     if name not in SCHEDULES:
         raise KeyError(f"unknown schedule {name!r}; known: {', '.join(sorted(SCHEDULES))}")
     return SCHEDULES[name](recipe, optimizer, steps_per_epoch)
+
+
+# -- two phases: frozen pretrained block, then fine-tuning (EmoNet §5) ---------------------------------
+
+class PhasedOptimizer:
+    """Several optimisers, one active at a time (``phase``): what the trainer steps, saves and restores.
+
+    It offers the part of :class:`torch.optim.Optimizer` the kit uses -- ``param_groups``, ``zero_grad``,
+    ``step``, ``state_dict`` / ``load_state_dict`` (every optimiser's state and the phase) and
+    ``register_step_pre_hook`` -- and delegates each to the optimiser of the current phase.
+    """
+
+    def __init__(self, optimizers):
+        self.optimizers = list(optimizers)
+        if not self.optimizers:
+            raise ValueError("PhasedOptimizer needs at least one optimiser")
+        self.phase = 0
+
+    @property
+    def current(self) -> torch.optim.Optimizer:
+        return self.optimizers[self.phase]
+
+    @property
+    def param_groups(self) -> list:
+        return self.current.param_groups
+
+    @property
+    def defaults(self) -> dict:
+        return self.current.defaults
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:  # a gradient left from the other phase must not leak into this one
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure=None):
+        return self.current.step(closure)
+
+    def state_dict(self) -> dict:
+        return {"phase": self.phase, "optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise ValueError(f"a checkpoint of {len(state['optimizers'])} optimiser phases for {len(self.optimizers)}")
+        for opt, s in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(s)
+        self.phase = int(state["phase"])
+
+    def register_step_pre_hook(self, hook):
+        return [o.register_step_pre_hook(hook) for o in self.optimizers]
+
+    def __repr__(self) -> str:
+        names = ", ".join(type(o).__name__ for o in self.optimizers)
+        return f"PhasedOptimizer([{names}], phase={self.phase})"
+
+
+class FreezeThenFineTune(Schedule):
+    """EmoNet §5: ``frozen_epochs`` epochs with the pretrained block frozen (phase 0, the first optimiser,
+    constant rate), then everything trained (phase 1, the second optimiser, under ``fine_tune``).
+
+    ``model.set_pretrained_frozen(bool)`` freezes and unfreezes the block (:class:`ferlib.models.emonet.
+    EmoNetFusion`).  The switch happens in :meth:`after_epoch` of epoch ``frozen_epochs`` (the trainer's epoch
+    step, before that epoch's checkpoint), and :meth:`load_state_dict` re-applies the phase of the epochs
+    done, so a resumed run is frozen or not exactly as the uninterrupted one was.  Under a wall-clock budget
+    the frozen epochs are kept and the fine-tuning schedule gets the planned steps that follow them.
+    """
+
+    def __init__(self, optimizer: PhasedOptimizer, *, model, frozen_epochs: int, fine_tune: Schedule,
+                 steps_per_epoch: int):
+        super().__init__(optimizer)
+        if int(frozen_epochs) != frozen_epochs or frozen_epochs < 0:
+            raise ValueError(f"frozen_epochs must be a whole number >= 0, got {frozen_epochs!r}")
+        if len(optimizer.optimizers) != 2:
+            raise ValueError("FreezeThenFineTune needs a PhasedOptimizer of two optimisers (frozen, fine-tuning)")
+        self.model, self.fine_tune = model, fine_tune
+        self.frozen_epochs, self.steps_per_epoch = int(frozen_epochs), int(steps_per_epoch)
+        self.epochs_done = 0
+        self._apply()
+
+    @property
+    def phase(self) -> int:
+        return 0 if self.epochs_done < self.frozen_epochs else 1
+
+    @property
+    def monitor(self) -> str:
+        return getattr(self.fine_tune, "monitor", "train_loss") if self.phase == 1 else "train_loss"
+
+    def _apply(self) -> None:
+        self.optimizer.phase = self.phase
+        self.model.set_pretrained_frozen(self.phase == 0)
+
+    def after_step(self) -> bool:
+        return self.fine_tune.after_step() if self.phase == 1 else False
+
+    def after_epoch(self, loss: float) -> bool:
+        changed = self.fine_tune.after_epoch(loss) if self.phase == 1 else False
+        self.epochs_done += 1
+        if self.epochs_done == self.frozen_epochs:  # the switch: unfreeze, second optimiser
+            self._apply()
+            return True
+        return changed
+
+    def set_total_steps(self, total_steps: int) -> None:
+        if hasattr(self.fine_tune, "set_total_steps"):
+            self.fine_tune.set_total_steps(max(1, int(total_steps) - self.frozen_epochs * self.steps_per_epoch))
+
+    def state_dict(self) -> dict:
+        return {"epochs_done": self.epochs_done, "frozen_epochs": self.frozen_epochs,
+                "fine_tune": self.fine_tune.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epochs_done = int(state["epochs_done"])
+        self.fine_tune.load_state_dict(state["fine_tune"])
+        self._apply()

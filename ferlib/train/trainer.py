@@ -133,10 +133,10 @@ class Trainer:
         s, model, crit, opt = self.state, self.model, self.criterion, self.optimizer
         forward = self.train_forward or model.forward_with_features
         model.train()
-        for k, (x, y) in enumerate(self.train_source.iter_from(s.epoch, s.next_batch), start=s.next_batch):
-            # forward (bf16 autocast where the precision says so)
+        for k, (x, y, *side) in enumerate(self.train_source.iter_from(s.epoch, s.next_batch), start=s.next_batch):
+            # forward (bf16 autocast where the precision says so); side inputs (EmoNet's BOVW) by name
             with self.autocast():
-                logits, feats = forward(x)
+                logits, feats = forward(x, **(side[0] if side else {}))
             # loss (criteria cast to float32 themselves; logits is None for an embedding-only model)
             loss = crit(logits, feats.float(), y)
             # backward and step
@@ -204,7 +204,8 @@ class Trainer:
         """After an epoch's last step, in this order (each a method below); returns the epoch's record."""
         measured, eval_s = self._validate()  # PublicTest
         record = self._record(measured, eval_s)  # the epoch's losses, lr, throughput -> the history
-        if self.schedule.after_epoch(record["train_loss"]):  # the schedule's epoch step (the plateau rule)
+        monitored = record[getattr(self.schedule, "monitor", "train_loss")]  # the training or validation loss
+        if self.schedule.after_epoch(record["train_loss"] if monitored is None else monitored):  # e.g. the plateau rule
             self.criterion.on_lr_change(self.optimizer)
         improved = self._select(record)  # best so far on ``select_on``? (patience counts the others)
         self._save_epoch(record, improved)  # epoch_NNN.pt (the last KEEP_LAST kept), best.pt

@@ -28,6 +28,20 @@ class Budget:
     batch_size: int | None = None
 
 
+@dataclass(frozen=True)
+class FrozenPhase:
+    """The first epochs of a transfer-learning recipe (EmoNet §5): the model's pretrained block frozen, the
+    rest trained with its own optimiser; afterwards everything trains with the recipe's optimiser and schedule
+    (:class:`~ferlib.train.schedules.FreezeThenFineTune`).  Constant learning rate, no weight decay unless given.
+    ``quick_epochs``: the frozen epochs of the quick profile (a smoke test should reach the switch)."""
+
+    epochs: int
+    quick_epochs: int | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
 CLASSIFIERS = ("softmax", "knn")
 
 
@@ -42,7 +56,7 @@ class Recipe:
     input_size: int = 42
     augment: str = "densenet"  # key of ferlib.data.transforms.PRESETS
     augment_kwargs: dict = field(default_factory=dict)
-    normalization: str = "pixel"  # "pixel", "channel" or "image" (ferlib.data.normalize)
+    normalization: str = "pixel"  # "pixel", "channel", "mean" or "image" (ferlib.data.normalize)
     criterion: object = CrossEntropyConfig()  # a config of ferlib.train.criteria
     optimizer: str = "sgd"  # key of ferlib.train.build.OPTIMIZERS
     lr: float = 0.1
@@ -56,6 +70,10 @@ class Recipe:
     plateau_patience: int = 5
     plateau_threshold: float = 1e-2
     min_lr: float = 1e-5
+    plateau_on: str | None = None  # the loss the plateau rule watches: None / "train_loss", or "val_loss" (EmoNet)
+    plateau_factor: float | None = None  # the plateau rule's lr multiplier (None = 0.1)
+    frozen_phase: FrozenPhase | None = None  # transfer learning: first epochs with the pretrained block frozen
+    face_filter: str | None = None  # drop Training faces the detectors reject (ferlib.features.face_filter rule)
     early_stopping_patience: int | None = None  # epochs without a new best of the selection metric
     protocol: str | None = None  # key of ferlib.train.protocols.PROTOCOLS: a rule on the validation loss
     select_on: str = "accuracy"  # the epoch kept as best.pt: best PublicTest "accuracy", or lowest validation "loss"
@@ -72,6 +90,8 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r}: classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         if self.select_on not in ("accuracy", "loss"):
             raise ValueError(f"recipe {self.name!r}: select_on must be 'accuracy' or 'loss', got {self.select_on!r}")
+        if self.plateau_on not in (None, "train_loss", "val_loss"):
+            raise ValueError(f"recipe {self.name!r}: plateau_on must be 'train_loss' or 'val_loss', got {self.plateau_on!r}")
 
     @property
     def uses_knn(self) -> bool:
@@ -84,6 +104,13 @@ class Recipe:
     def budget(self, profile: str) -> Budget:
         return self.quick if profile == "quick" else self.full
 
+    def frozen_epochs_for(self, profile: str | None) -> int:
+        """Epochs of the frozen phase in ``profile`` (None: a wall-clock budget, the recipe's own); 0 without one."""
+        if self.frozen_phase is None:
+            return 0
+        quick = self.frozen_phase.quick_epochs
+        return quick if profile == "quick" and quick is not None else self.frozen_phase.epochs
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["criterion"] = self.criterion.to_dict()
@@ -91,13 +118,44 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {}
+ENSEMBLES: dict = {}  # name -> EnsembleRecipe (below)
 
 
 def register(recipe: Recipe) -> Recipe:
-    if recipe.name in RECIPES:
+    if recipe.name in RECIPES or recipe.name in ENSEMBLES:
         raise KeyError(f"recipe {recipe.name!r} registered twice")
     RECIPES[recipe.name] = recipe
     return recipe
+
+
+@dataclass(frozen=True)
+class EnsembleRecipe:
+    """A paper's ensemble of trained recipes (EmoNet Table 2, "Weighted Ensemble Learning"): which members,
+    how they are combined (:data:`ferlib.evaluate.ensemble.METHODS`; ``"de"``: weights by differential
+    evolution on PublicTest) and the paper's numbers.  Not trained: ``python -m ferlib ensemble NAME``
+    combines the members' trained runs (:func:`ferlib.jobs.ensembles.run_ensemble`)."""
+
+    name: str
+    paper: str
+    row: str
+    members: tuple
+    method: str = "de"
+    paper_results: dict = field(default_factory=dict)
+    paper_weights: dict = field(default_factory=dict)  # member -> the paper's learned weight (EmoNet Table 1)
+    notes: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def register_ensemble(ensemble: EnsembleRecipe) -> EnsembleRecipe:
+    if ensemble.name in ENSEMBLES or ensemble.name in RECIPES:
+        raise KeyError(f"recipe {ensemble.name!r} registered twice")
+    missing = [m for m in ensemble.members if m not in RECIPES]
+    if missing:
+        raise KeyError(f"ensemble {ensemble.name!r}: members {missing} are not registered recipes")
+    ENSEMBLES[ensemble.name] = ensemble
+    return ensemble
 
 
 class UnknownRecipeError(KeyError):
@@ -106,10 +164,25 @@ class UnknownRecipeError(KeyError):
 
 
 def get_recipe(name: str) -> Recipe:
+    if name in ENSEMBLES:
+        raise UnknownRecipeError(f"{name!r} is an ensemble of {', '.join(ENSEMBLES[name].members)}, not a training "
+                                 f"recipe: train its members, then run python -m ferlib ensemble {name}")
     if name not in RECIPES:
         raise UnknownRecipeError(f"unknown recipe {name!r}; `python -m ferlib recipes` lists: "
                                  f"{', '.join(sorted(RECIPES))}")
     return RECIPES[name]
+
+
+def with_face_filter(recipe: Recipe, rule: str) -> Recipe:
+    """``recipe`` trained on the Training faces that pass EmoNet's face filter (``rule``: one of
+    :data:`ferlib.features.face_filter.FILTER_RULES`), under its own name ``RECIPE-face-filter-RULE``
+    (its own run folder and results file)."""
+    from ...errors import UsageError
+    from ...features.face_filter import FILTER_RULES
+
+    if rule not in FILTER_RULES:
+        raise UsageError(f"unknown face-filter rule {rule!r}", f"choose one of {', '.join(FILTER_RULES)}")
+    return replace(recipe, name=f"{recipe.name}-face-filter-{rule}", face_filter=rule)
 
 
 def smoke_recipe(base: str = "densenet-bc", **changes) -> Recipe:
