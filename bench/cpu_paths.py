@@ -25,8 +25,17 @@ as much as the paths.  ``--same-process`` restores that mode, to see the effect.
         --out results/bench_cpu_paths_ferplus.json   # chapter 08's two networks (FER+, 64x64, 8 classes, Adam)
 
 A name is a recipe (its model, model arguments -- e.g. the input channels of a FER+ row --, input
-size, number of classes and optimiser: SGD with Nesterov momentum, or Adam) or a model name (42x42,
-7 classes, SGD).  Target on a CPU with bf16 kernels (issue 23): VGG13's step at ``bf16+cl`` at
+size, image channels, number of classes and optimiser: SGD with Nesterov momentum, or Adam) or a model
+name (42x42, 7 classes, SGD).  EmoNet's rows (chapter 07) time the **fine-tuning** step of their
+backbone -- every parameter trained, the grey face stacked to 3 channels at the row's input size,
+random BOVW vectors beside it for the ``-bovw`` rows -- with the architecture of the row's weights
+but no weights file read (``load_weights=False``: the cost does not depend on the values, and ResNet-50
+and Inception-ResNet-v2 weights do not exist offline); ``--frozen`` times their frozen phase instead
+(the pretrained block frozen and in evaluation mode, Adam on the rest):
+
+    python bench/cpu_paths.py --models emonet-lite0-pixels,emonet-lite0-bovw,emonet-resnet50-pixels,emonet-irv2-pixels \
+        --batch 64 --compile --out results/bench_cpu_paths_emonet.json
+    python bench/cpu_paths.py --models emonet-lite0-bovw --batch 64 --frozen --out results/bench_cpu_paths_emonet_frozen.json  Target on a CPU with bf16 kernels (issue 23): VGG13's step at ``bf16+cl`` at
 least 3x its ``fp32`` step.
 """
 from __future__ import annotations
@@ -60,30 +69,53 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
 
 class Step:
     def __init__(self, model_name: str, input_size: int, path: str, batch: int, seed: int = 0,
-                 model_kwargs: dict | None = None, num_classes: int = 7, optimizer: str = "sgd"):
+                 model_kwargs: dict | None = None, num_classes: int = 7, optimizer: str = "sgd",
+                 in_channels: int = 1, frozen: bool = False):
         from ferlib.models import build_model
 
         torch.manual_seed(seed)
         self.cl, self.bf16 = "+cl" in path, path.startswith("bf16")
-        self.model = build_model(model_name, num_classes=num_classes, in_channels=1, **(model_kwargs or {}))
-        self.x = torch.randn(batch, 1, input_size, input_size)
+        self.model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **(model_kwargs or {}))
+        self.x = torch.randn(batch, in_channels, input_size, input_size)
         self.y = torch.randint(0, num_classes, (batch,))
+        self.side = side_inputs(self.model, batch)  # EmoNet's BOVW vectors beside the image
+        if frozen:  # EmoNet's frozen phase: the pretrained block frozen (and in evaluation mode)
+            self.model.set_pretrained_frozen(True)
         if self.cl:
             self.model = self.model.to(memory_format=torch.channels_last)
             self.x = self.x.contiguous(memory_format=torch.channels_last)
-        if optimizer == "adam":
-            self.opt = torch.optim.Adam(self.model.parameters(), lr=3e-4, foreach=True)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if optimizer == "adam" or frozen:
+            self.opt = torch.optim.Adam(params, lr=3e-4, foreach=True)
         else:
-            self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True, foreach=True)
+            self.opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True, foreach=True)
         self.forward = torch.compile(self.model) if path.endswith("compile") else self.model
 
     def __call__(self) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.forward(self.x)
+            out = self.forward(self.x, **self.side)
         loss = torch.nn.functional.cross_entropy(out.float(), self.y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+
+
+def side_inputs(model, batch: int) -> dict:
+    """Random per-sample side inputs of the shape ``model.side_inputs`` asks for (EmoNet's 2,728-value BOVW)."""
+    from ferlib.features.side_inputs import SIDE_INPUTS
+
+    return {name: torch.randn(batch, SIDE_INPUTS[name][0]) for name in getattr(model, "side_inputs", ())}
+
+
+class WithSideInputs(torch.nn.Module):
+    """``model(x)`` with fixed side inputs, for the FLOP counter (which calls ``model(x)``)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, **side_inputs(self.model, x.shape[0]))
 
 
 def time_in_fresh_process(model_name: str, size: int, path: str, batch: int, steps: int, threads: int,
@@ -108,11 +140,14 @@ def main(argv=None) -> dict:
     p.add_argument("--paths", default=None,
                    help="comma-separated subset of the paths to time (default: all; fp32 and bf16+cl are always kept "
                         "because the ratio needs them)")
+    p.add_argument("--frozen", action="store_true", help="recipes with a frozen phase (EmoNet): time the frozen "
+                   "phase's step (pretrained block frozen, Adam) instead of the fine-tuning step")
     p.add_argument("--same-process", action="store_true",
                    help="time every path in this one process (the paths then slow each other down)")
     p.add_argument("--out", default=str(REPO / "results" / "bench_cpu_paths.json"))
     args = p.parse_args(argv)
 
+    from ferlib.data.transforms import get_augment
     from ferlib.models import build_model
     from ferlib.models.summary import count_flops
     from ferlib.train.precision import cpu_has_fast_bf16
@@ -139,11 +174,16 @@ def main(argv=None) -> dict:
             recipe = RECIPES.get(name)
             size = recipe.input_size if recipe else 42
             model_name = recipe.model if recipe else name
-            step_kwargs = {"model_kwargs": dict(recipe.model_kwargs) if recipe else {},
+            model_kwargs = dict(recipe.model_kwargs) if recipe else {}
+            if model_name == "emonet":  # the architecture of the row's weights, no weights file read
+                model_kwargs["load_weights"] = False
+            channels = get_augment(recipe.augment).channels if recipe else 1
+            step_kwargs = {"model_kwargs": model_kwargs,
                            "num_classes": 8 if recipe and recipe.dataset == "ferplus" else 7,
-                           "optimizer": recipe.optimizer if recipe else "sgd"}
-            fwd = count_flops(build_model(model_name, num_classes=step_kwargs["num_classes"], in_channels=1,
-                                          **step_kwargs["model_kwargs"]), (1, size, size))
+                           "optimizer": recipe.optimizer if recipe else "sgd", "in_channels": channels,
+                           "frozen": bool(args.frozen and recipe and recipe.frozen_phase)}
+            fwd = count_flops(WithSideInputs(build_model(model_name, num_classes=step_kwargs["num_classes"],
+                                                         in_channels=channels, **model_kwargs)), (channels, size, size))
             if args.same_process:
                 steps = {path: Step(model_name, size, path, args.batch, **step_kwargs) for path in paths}
                 for s in steps.values():  # warm-up (and compilation)
