@@ -213,7 +213,6 @@ def _fit_whole_and_killed(recipe, data, tmp_path, stop_after_steps):
     return whole, resumed
 
 
-@pytest.mark.slow
 def test_resume_across_the_switch_is_exact(synthetic, tmp_path):
     """Killed in the frozen phase, and killed after the switch: each resumed run ends bitwise where the whole run
     ends (phase, optimiser states, the frozen block's evaluation mode and BatchNorm statistics included)."""
@@ -343,3 +342,12 @@ def test_recipes_command_lists_emonet_rows_and_ensemble(capsys):
 def test_cl_resnet50_states_its_split_deviation():
     r = get_recipe("cl-resnet50")
     assert "70%" in r.notes and "30%" in r.notes and "PublicTest" in r.notes
+
+
+def test_reproduce_targets_name_the_table_and_the_offline_rows():
+    from ferlib.jobs.reproduce import expand_targets
+    from ferlib.train.recipes.emonet import OFFLINE_RECIPES, TABLE_2_RECIPES
+
+    assert [r.name for r in expand_targets(["emonet-table2"])] == list(TABLE_2_RECIPES)
+    assert [r.name for r in expand_targets(["emonet-offline"])] == list(OFFLINE_RECIPES)
+    assert set(TABLE_2_RECIPES) | set(OFFLINE_RECIPES) <= {r.name for r in expand_targets(["emonet"])}

@@ -3,16 +3,16 @@
 EmoNet's two-input network (chapter 07, :mod:`ferlib.models.emonet`) takes the 2,728-value BOVW
 vector of each face (:func:`~ferlib.features.bovw.emonet_bovw_features`: the sliding-window HOG and
 dlib's 68 landmarks) beside its pixels.  The vector belongs to the face, not to an epoch: it is
-computed **once per data set** -- about 5 ms a face (HOG 3 ms, landmarks 2 ms), some 3 minutes for
-all of FER-2013 -- saved beside ferlib's parsed-data cache, and loaded in a fraction of a second by
-every later run, evaluation and ensemble.  The batch sources keep it on the device and index it
+computed **once per data set** -- a few milliseconds a face (dlib's landmarks and the 49 windows'
+HOG), minutes for all of FER-2013 -- saved beside ferlib's parsed-data cache, and loaded in a fraction
+of a second by every later run, evaluation and ensemble.  The batch sources keep it on the device and index it
 with each batch (``extra`` in :class:`~ferlib.data.batches.DeviceBatchSource`); the trainer passes it
 to the network by name.
 
 **The vector of the face as it is, not as augmented.**  The image branch sees the randomly rotated,
 sheared, zoomed and flipped face; the BOVW vector stays that of the original face (Keras'
 ``ImageDataGenerator``, which EmoNet's TensorFlow code would have used, augments the image input
-only).  Computing it per augmented batch would cost the 5 ms per face every epoch.
+only).  Computing it per augmented batch would cost those milliseconds per face every epoch.
 
 :data:`SIDE_INPUTS` names what exists; :func:`side_inputs_for` returns the arrays a network's
 ``side_inputs`` ask for.

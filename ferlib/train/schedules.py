@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from typing import Callable
 
 import torch
@@ -336,8 +337,14 @@ class FreezeThenFineTune(Schedule):
         return changed
 
     def set_total_steps(self, total_steps: int) -> None:
+        frozen_steps = self.frozen_epochs * self.steps_per_epoch
+        if int(total_steps) <= frozen_steps and not getattr(self, "_warned", False):
+            self._warned = True
+            warnings.warn(f"the planned {total_steps} steps end inside the {self.frozen_epochs} frozen epochs "
+                          f"({frozen_steps} steps): the pretrained block will never be fine-tuned; give the run "
+                          f"more time", RuntimeWarning, stacklevel=2)
         if hasattr(self.fine_tune, "set_total_steps"):
-            self.fine_tune.set_total_steps(max(1, int(total_steps) - self.frozen_epochs * self.steps_per_epoch))
+            self.fine_tune.set_total_steps(max(1, int(total_steps) - frozen_steps))
 
     def state_dict(self) -> dict:
         return {"epochs_done": self.epochs_done, "frozen_epochs": self.frozen_epochs,

@@ -37,9 +37,9 @@ recipe                                row                                       
 * "Learning rate scheduler is used to shrink the learning rate by monitoring validation loss changes
   and early stopping criterion is used" (the plateau rule on the PublicTest loss; early stopping);
 * the face filter ("openCV and dlib ... to filter out images containing zero or more than one faces"):
-  an option on Training (``face_filter``, :mod:`ferlib.features.face_filter`; ``python -m ferlib
-  face-filter`` counts what it drops -- about a third of Training for the "both" rule); the rows
-  below leave it off, since the detectors reject many good 48x48 crops, and say so.
+  an option on Training (``python -m ferlib train RECIPE --face-filter RULE``, :mod:`ferlib.features.face_filter`;
+  ``python -m ferlib face-filter`` counts what each rule drops, ``results/hand_crafted/face_filter.json``);
+  the rows below leave it off, since the detectors reject many good 48x48 crops (chapter 01 shows which).
 
 **Where the paper is silent, ferlib decides** (and chapter 07 says so):
 
@@ -61,10 +61,11 @@ in any package, so the same recipe runs on the one ImageNet CNN that does, Effic
 same network randomly initialised -- with and without BOVW, and their DE ensemble:
 ``emonet-lite0-pixels``, ``emonet-lite0-bovw``, ``emonet-lite0-random-pixels``,
 ``emonet-lite0-random-bovw``, ``emonet-lite0-ensemble``.  Input 64 px instead of 139/197: the network's
-cost grows with the pixels, and at 64 px a 2-core CPU fits the five frozen epochs and a few
-fine-tuning epochs of the whole Training split in an hour (``--minutes 60``: the frozen epochs are
-kept, the fine-tuning follows the kit's warm-up + cosine over the planned steps).  Everything else is
-the paper rows' recipe.  Also offered: ``emonet-resnet50-imagenet-pixels`` / ``-bovw``, Model B on
+multiply-adds grow with the pixels -- at 64 px about a twelfth of its 224-px ImageNet cost -- so that a
+wall-clock budget on a 2-core CPU (``--minutes 60``) holds the five frozen epochs (the block only runs
+forward then) and some fine-tuning epochs of the whole Training split; under a budget the frozen epochs
+are kept and the fine-tuning follows the kit's warm-up + cosine over the planned steps (a plan that ends
+inside the frozen phase is warned about).  Everything else is the paper rows' recipe.  Also offered: ``emonet-resnet50-imagenet-pixels`` / ``-bovw``, Model B on
 torchvision's ImageNet ResNet-50, for a machine with internet but without the VGGFace2 file.
 """
 from __future__ import annotations
