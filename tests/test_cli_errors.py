@@ -33,7 +33,10 @@ MISTAKES = [
     (["train", "densenet-bc", "--compile", "--device", "cpu"], {"PATH": "/nonexistent", "CXX": "no-such-c++"},
      "needs a C++ compiler"),
     (["export", "runs/no-such-run", "out.pt"], {}, "no checkpoint at runs/no-such-run"),
-    (["export", "models/densenet-bc-center-60min-cpu-2threads.pt", "README.md"], {}, "README.md already exists"),
+    (["export", "models/densenet-bc-center-60min-cpu-2threads.pt", "models/densenet-bc-60min-cpu-2threads.pt"], {},
+     "densenet-bc-60min-cpu-2threads.pt already exists"),
+    (["export", "models/densenet-bc-center-60min-cpu-2threads.pt", "README.md"], {},
+     "the export is a .pt file (float16 checkpoint) or an .onnx file"),
 ]
 
 
