@@ -228,10 +228,28 @@ def test_bench_video_fps_smoke(tmp_path):
     out = tmp_path / "fps.json"
     report = bench.main(["--frames", "12", "--rounds", "1", "--out", str(out)])
     saved = json.loads(out.read_text())
-    assert saved["settings"]["frames"] == 12 and len(saved["configurations"]) == 4
+    assert saved["settings"]["frames"] == 12 and len(saved["configurations"]) == 5
     for row in saved["configurations"].values():
         assert row["median_fps"] > 0 and row["frames_with_face"] == 1.0
     assert {r["detect_every"] for r in saved["configurations"].values()} == {1, fv.DETECT_EVERY}
     for key in ("git_sha", "device", "versions", "wall_time_s", "command"):
         assert key in saved["provenance"], key
     assert report["stage_ms"]["detect_whole_frame"] > report["stage_ms"]["track_near_last_box"]
+
+
+def test_readme_speed_table_is_the_committed_bench():
+    """The README's frames/s come from results/bench_video_fps.json, every configuration, with the target."""
+    saved = json.loads((ROOT / "results" / "bench_video_fps.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("Speed, measured by `PYTHONPATH=. nice -n -15 python bench/video_fps.py`"):]
+    section = section[:section.index("\n\n`notebooks/try_your_photo`")]
+    rows = [line for line in section.splitlines() if line.startswith("| torch") or line.startswith("| onnx")]
+    assert len(rows) == len(saved["configurations"])
+    for row, config in zip(rows, saved["configurations"].values()):
+        assert f"| {config['median_fps']:.1f} (" in row and row.startswith(f"| {config['runtime']} |")
+        assert ("**(default)**" in row) == config["ferlib_default"]
+    defaults = [c for c in saved["configurations"].values() if c["ferlib_default"]]
+    assert {c["runtime"] for c in defaults} == {"torch", "onnx"}
+    assert all(c["detect_every"] == fv.DETECT_EVERY for c in defaults)
+    assert saved["target_fps"] == 30.0 and saved["settings"]["size"] == [640, 480]
+    assert saved["settings"]["threads"] == 2 and saved["provenance"]["cpu_model"]

@@ -122,6 +122,9 @@ def export_command(args) -> int:
     if out.suffix.lower() == ".onnx" and not loaded.has_softmax_head:
         raise UsageError(f"{source} has no softmax head (an embedding read out by k-NN): no probabilities to export",
                          "export a classifier run (e.g. densenet-bc) to ONNX")
+    if out.suffix.lower() == ".onnx" and getattr(loaded.model, "side_inputs", ()):
+        raise UsageError(f"{source} takes side inputs computed in Python ({', '.join(loaded.model.side_inputs)}): "
+                         "its ONNX graph would not be the whole model", "export it as OUT.pt instead")
     test = load_fer2013(args.data_dir, verbose=False).split(args.check_split)
     pixels, labels = np.asarray(test.pixels), np.asarray(test.labels)
     where = f"{test.tag} {args.check_split} ({len(pixels)} faces)"

@@ -18,6 +18,12 @@ matched to a track when their boxes overlap (IoU >= 0.3), else it starts a new t
 <ferlib.predict.video>` times as "without").  Every tracked face is classified on every frame it
 is found on, all faces of a frame in one batch.
 
+**One PyTorch thread for the classifier** (:data:`CLASSIFY_THREADS`).  A frame's batch is one
+or a few 48x48 faces: too little work to share between threads, and PyTorch's OpenMP workers,
+spinning between calls, take the cores OpenCV's detector needs -- and on a machine busy with
+other work, two threads collapse.  ``bench/video_fps.py`` times both (results/bench_video_fps.json).
+ONNX Runtime keeps its own threads.
+
 **Temporal smoothing** (:class:`ProbabilitySmoother`): an exponential moving average of
 each track's probabilities with a time constant ``tau`` in seconds (default
 :data:`SMOOTH_S`), so it behaves the same at any frame rate: with frames ``dt`` seconds
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -43,6 +50,7 @@ from .photos import quiet_opencv
 DETECT_EVERY = 10  # frames between whole-frame searches (1/3 s at 30 frames/s)
 MAX_MISSED = 5  # frames a tracked face may go unfound before it is dropped
 SMOOTH_S = 0.3  # seconds: the time constant of the probabilities' moving average
+CLASSIFY_THREADS = 1  # PyTorch's intra-op threads while a video runs (module docstring)
 MATCH_IOU = 0.3
 
 
@@ -154,19 +162,37 @@ class FrameResult:
                 for i, f in enumerate(self.faces)]
 
 
+@contextmanager
+def torch_threads(model, threads: int | None):
+    """PyTorch's intra-op threads set to ``threads`` while a video runs (a PyTorch model only; None: unchanged)."""
+    import torch
+
+    if threads is None or getattr(model, "runtime", "torch") != "torch":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def predict_frames(frames: Iterable[tuple[float, np.ndarray]], model, *, detect_every: int = DETECT_EVERY,
-                   smooth_s: float = SMOOTH_S) -> Iterator[FrameResult]:
+                   smooth_s: float = SMOOTH_S, classify_threads: int | None = CLASSIFY_THREADS
+                   ) -> Iterator[FrameResult]:
     """Faces, tracks and smoothed probabilities of each ``(time_s, BGR frame)``."""
     tracker, smoother = FaceTracker(detect_every), ProbabilitySmoother(smooth_s)
-    for index, (t, frame) in enumerate(frames):
-        gray = to_gray(frame, bgr=True)
-        tracks, searched = tracker.update(gray)
-        faces = classify_boxes(gray, [tr.box for tr in tracks], model)
-        for tr, face in zip(tracks, faces):
-            face.track, face.frame_probabilities = tr.id, face.probabilities
-            face.probabilities = smoother(tr.id, face.probabilities, t)
-        smoother.forget(tr.id for tr in tracker.tracks)
-        yield FrameResult(index, t, faces, frame, searched)
+    with torch_threads(model, classify_threads):
+        for index, (t, frame) in enumerate(frames):
+            gray = to_gray(frame, bgr=True)
+            tracks, searched = tracker.update(gray)
+            faces = classify_boxes(gray, [tr.box for tr in tracks], model)
+            for tr, face in zip(tracks, faces):
+                face.track, face.frame_probabilities = tr.id, face.probabilities
+                face.probabilities = smoother(tr.id, face.probabilities, t)
+            smoother.forget(tr.id for tr in tracker.tracks)
+            yield FrameResult(index, t, faces, frame, searched)
 
 
 @dataclass
@@ -257,7 +283,8 @@ class VideoSummary:
 
 def predict_video(path: str | Path, model, *, out: str | Path | None = None, detect_every: int = DETECT_EVERY,
                   smooth_s: float = SMOOTH_S, progress: bool = True, keep_records: bool = True,
-                  max_frames: int | None = None, on_frame=None) -> VideoSummary:
+                  max_frames: int | None = None, on_frame=None, classify_threads: int | None = CLASSIFY_THREADS
+                  ) -> VideoSummary:
     """Every frame of a video file through :func:`predict_frames`; ``out``: the annotated video.
 
     ``on_frame(FrameResult)`` is called for each frame (e.g. to keep a few annotated frames).
@@ -274,7 +301,7 @@ def predict_video(path: str | Path, model, *, out: str | Path | None = None, det
     t0 = time.perf_counter()
     try:
         for result in predict_frames(read_video(path, max_frames=max_frames), model, detect_every=detect_every,
-                                     smooth_s=smooth_s):
+                                     smooth_s=smooth_s, classify_threads=classify_threads):
             summary.frames += 1
             summary.frames_with_faces += bool(result.faces)
             for f in result.faces:

@@ -90,6 +90,10 @@ class FaceClassifier(nn.Module):
         if not loaded.has_softmax_head:
             raise ValueError(f"{loaded.meta.get('model_name', 'this model')} has no softmax head (an embedding "
                              "read out by k-NN): there are no probabilities to export")
+        if getattr(loaded.model, "side_inputs", ()):
+            raise ValueError(f"{loaded.meta.get('model_name', 'this model')} takes side inputs computed in Python "
+                             f"({', '.join(loaded.model.side_inputs)}): an ONNX graph of the network alone would "
+                             "not be the model")
         self.normalizer, self.network, self.augment = loaded.normalizer, loaded.model, loaded.augment
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
