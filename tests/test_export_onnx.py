@@ -194,5 +194,6 @@ def test_export_command_checks_on_real_faces(checkpoint, tmp_path, shared_data_o
     meta = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     check = json.loads(meta["check"])
     assert check["faces"] == 3589 and check["max_probability_difference"] < 1e-4
-    assert check["accuracy_onnx"] == pytest.approx(check["accuracy_pytorch"], abs=1e-3) > 0.55
+    assert check["accuracy_onnx"] == pytest.approx(check["accuracy_pytorch"], abs=1e-3)
+    assert check["accuracy_onnx"] > 0.55  # a real model on real faces (chance: 1/7)
     assert "PublicTest" in meta["checked_on"]
