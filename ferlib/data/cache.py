@@ -52,12 +52,27 @@ def load_cached(source: Path) -> FERDataset | None:
 
 def save_cached(source: Path, ds: FERDataset) -> Path | None:
     """Write the cache entry atomically; returns its path, or None if the folder is not writable."""
-    path = cache_path(source)
+    return save_arrays(cache_path(source), pixels=ds.pixels, labels=ds.labels, usage=ds.usage, rows=ds.rows,
+                       format=np.array(ds.format))
+
+
+def load_arrays(path: Path, names) -> dict[str, np.ndarray] | None:
+    """The named arrays of a cache entry (``.npz``), or None when it is missing or damaged (then recomputed)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            return {name: z[name] for name in names}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def save_arrays(path: Path, **arrays) -> Path | None:
+    """Write a cache entry atomically (a temporary file, then a rename); None if the folder is not writable."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, pixels=ds.pixels, labels=ds.labels, usage=ds.usage, rows=ds.rows,
-                 format=np.array(ds.format))
+        np.savez(tmp, **arrays)
         os.replace(tmp, path)
         return path
     except OSError:

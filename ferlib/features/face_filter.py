@@ -26,14 +26,13 @@ PublicTest and PrivateTest row whatever the detectors say.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.cache import cache_path
+from ..data.cache import cache_path, load_arrays, save_arrays
 from ..errors import UsageError
 from .hog import as_face_batch
 
@@ -91,23 +90,12 @@ def face_counts_cache_path(dataset) -> Path:
 def dataset_face_counts(dataset, *, use_cache: bool = True, progress: bool | None = None) -> dict[str, np.ndarray]:
     """:func:`count_faces` of a :class:`~ferlib.data.dataset.FERDataset`, computed once and cached."""
     path = face_counts_cache_path(dataset)
-    if use_cache and path.exists():
-        try:
-            with np.load(path) as z:
-                counts = {name: z[name] for name in DETECTORS}
-            if all(c.shape == (len(dataset.pixels),) for c in counts.values()):
-                return counts
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged entry is recomputed
+    counts = load_arrays(path, DETECTORS) if use_cache else None
+    if counts is not None and all(c.shape == (len(dataset.pixels),) for c in counts.values()):
+        return counts
     counts = count_faces(dataset.pixels, progress=progress)
     if use_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, **counts)
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        save_arrays(path, **counts)
     return counts
 
 

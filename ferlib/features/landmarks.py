@@ -40,14 +40,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.cache import cache_path
+from ..data.cache import cache_path, load_arrays, save_arrays
 from ..errors import UsageError
 from .hog import as_face_batch
 
@@ -144,23 +143,12 @@ def dataset_landmarks(dataset, *, use_cache: bool = True, progress: bool | None 
     cache folder that is not writable only means no cache.
     """
     path = landmarks_cache_path(dataset)
-    if use_cache and path.exists():
-        try:
-            with np.load(path) as z:
-                points = z["landmarks"]
-            if points.shape == (len(dataset.pixels), N_LANDMARKS, 2):
-                return points.astype(np.float32, copy=False)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged entry is recomputed
+    cached = load_arrays(path, ["landmarks"]) if use_cache else None
+    if cached is not None and cached["landmarks"].shape == (len(dataset.pixels), N_LANDMARKS, 2):
+        return cached["landmarks"].astype(np.float32, copy=False)
     points = facial_landmarks(dataset.pixels, progress=progress)
     if use_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, landmarks=points, version=np.array(LANDMARKS_CACHE_VERSION))
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        save_arrays(path, landmarks=points, version=np.array(LANDMARKS_CACHE_VERSION))
     return points
 
 
