@@ -20,13 +20,12 @@ only).  Computing it per augmented batch would cost those milliseconds per face 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..data.cache import cache_dir, cache_path
+from ..data.cache import cache_dir, cache_path, load_arrays, save_arrays
 from .bovw import EMONET_BOVW_LENGTH, emonet_bovw_features
 from .hog import as_face_batch
 from .landmarks import LANDMARKS_CACHE_VERSION, dataset_landmarks, facial_landmarks
@@ -44,25 +43,7 @@ def bovw_cache_path(dataset) -> Path:
     base = cache_path(Path(str(dataset.source)))
     digest = hashlib.sha1(pixels.tobytes()).hexdigest()[:12]
     return base.with_name(f"{base.stem}-emonet-bovw-v{BOVW_CACHE_VERSION}-lm{LANDMARKS_CACHE_VERSION}-"
-                          f"n{len(pixels)}-{digest}.npy")
-
-
-def _load(path: Path, n: int) -> np.ndarray | None:
-    try:
-        out = np.load(path, mmap_mode=None)
-        return out if out.shape == (n, EMONET_BOVW_LENGTH) and out.dtype == np.float32 else None
-    except (OSError, ValueError):
-        return None  # a damaged entry is recomputed
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npy")
-        np.save(tmp, array)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a folder that is not writable only means no cache
+                          f"n{len(pixels)}-{digest}.npz")
 
 
 def dataset_bovw(dataset, *, use_cache: bool = True, progress: bool | None = None) -> np.ndarray:
@@ -73,14 +54,15 @@ def dataset_bovw(dataset, *, use_cache: bool = True, progress: bool | None = Non
     """
     n = len(dataset.pixels)
     path = bovw_cache_path(dataset)
-    if use_cache and n >= UNCACHED_BELOW and path.exists() and (cached := _load(path, n)) is not None:
-        return cached
+    cached = load_arrays(path, ["bovw"]) if use_cache and n >= UNCACHED_BELOW else None
+    if cached is not None and cached["bovw"].shape == (n, EMONET_BOVW_LENGTH) and cached["bovw"].dtype == np.float32:
+        return cached["bovw"]
     small = n < UNCACHED_BELOW
     landmarks = (facial_landmarks(dataset.pixels, progress=progress) if small or not use_cache
                  else dataset_landmarks(dataset, progress=progress))
     out = emonet_bovw_features(dataset.pixels, landmarks).astype(np.float32, copy=False)
     if use_cache and not small:
-        _save(path, out)
+        save_arrays(path, bovw=out)  # a folder that is not writable only means no cache
     return out
 
 
