@@ -92,8 +92,6 @@ def read_results(own: bool = True) -> dict[str, dict]:
 # -- 1. the block's features, once ----------------------------------------------------------------------------
 def network_parts(recipe, train_pixels: np.ndarray, num_classes: int):
     """The recipe's EmoNet network, normaliser and augmentation (evaluation transform = what PublicTest sees)."""
-    import torch
-
     from ..data.normalize import fit_normalizer
     from ..data.transforms import get_augment
     from ..models import build_model
@@ -130,17 +128,18 @@ def time_frozen_epoch(model, pixels, labels, normalizer, augment, n_train: int, 
                                shuffle=True, seed=0, extra=extra)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=HEAD_LR)
     model.train()  # the block stays in evaluation mode while frozen
-    t, done = None, 0
+    warm = 1 if len(source) > 1 else 0  # the first batch pays one-off costs: not timed when there are more
+    t, done = time.perf_counter(), 0
     for k, batch in enumerate(source):
-        if k == 1:
-            t = time.perf_counter()  # the first batch pays one-off costs
+        if k == warm:
+            t = time.perf_counter()
         x, y = batch[0], batch[1]
         side = batch[2] if len(batch) > 2 else {}
         loss = torch.nn.functional.cross_entropy(model(x, **side), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if k >= 1:
+        if k >= warm:
             done += 1
         if done == TIMED_BATCHES:
             break
