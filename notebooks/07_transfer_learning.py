@@ -55,7 +55,7 @@ from ferlib.data.transforms import PRESETS
 from ferlib.evaluate.wording import difference_phrase
 from ferlib.features import EMONET_HOG_LENGTH, LANDMARKS_LENGTH, emonet_bovw_features
 from ferlib.jobs import frozen_features as ff
-from ferlib.models import count_parameters
+from ferlib.models import count_flops, count_parameters
 from ferlib.models import pretrained as pw
 from ferlib.models.backbones import CONV_BLOCKS, ConvBlock, imagenet_cache_path
 from ferlib.models.emonet import BOVW_LENGTH, DROPOUT, HIDDEN, EmoNetFusion
@@ -323,6 +323,9 @@ share = pd.DataFrame(share).set_index("conv block")
 display(share.style.format({"block parameters": "{:,}", "BOVW weights": "{:,}", "BOVW share of the network %": "{:.1f}"}))
 print(f"ResNet-50's block: {share.loc['resnet50', 'block parameters'] / len(train):,.0f} parameters per Training face "
       f"here ({len(train):,} faces) [{TAG}]")
+flops = {px: count_flops(net.conv_block, (3, px, px)) for px in (INPUT, 224)}
+print(f"EfficientNet-Lite0's block: {flops[INPUT] / 1e9:.3f} GFLOPs a face at {INPUT} px, {flops[224] / 1e9:.3f} at its "
+      f"ImageNet size of 224 px ({flops[224] / flops[INPUT]:.1f} times as many)")
 
 # %% [markdown]
 # ### A forward pass, and the BOVW input
@@ -434,8 +437,7 @@ pd.DataFrame(log).set_index("epoch").style.format({"trainable parameters": "{:,}
 #
 # Keras settled this in TensorFlow 2.0: a BatchNorm layer with `trainable = False` runs in
 # inference mode, using the pretrained statistics, and updates nothing. EmoNet's code is
-# TensorFlow, so that is what its frozen phase did. `EmoNetFusion.set_pretrained_frozen(True)`
-# does the same: it sets `requires_grad = False` **and** keeps the block in evaluation mode, even
+# TensorFlow (§5), and `EmoNetFusion.set_pretrained_frozen(True)` does what its Keras does: it sets `requires_grad = False` **and** keeps the block in evaluation mode, even
 # when the trainer calls `model.train()` at the start of each epoch (its `train()` puts the block
 # back into `eval()` while frozen).
 #
@@ -622,9 +624,9 @@ decisions
 # %% [markdown]
 # Why these values, in short: 256 units keep the BOVW branch small (section 3's table); Keras'
 # default plateau factor of 0.1 would end the fine-tuning's learning after two cuts, so the
-# learning rate halves instead; a 64-px input costs about a twelfth of the network's 224-px
-# multiply-adds, which is what makes the offline rows trainable on two cores. The full reasons
-# are in the module docstrings named above.
+# learning rate halves instead; a 64-px input costs a small fraction of the network's 224-px
+# FLOPs (section 3 measures it), which is what makes the offline rows trainable on two cores.
+# The full reasons are in the module docstrings named above.
 #
 # ## 6. CL-ResNet50's transfer recipe
 #
@@ -842,8 +844,8 @@ else:
         f"For {tt.index[0]}: extracting the features took {first['feature_extraction_s']:.0f} s once; an epoch of the "
         f"head then took {first['head_epoch_s']:.1f} s, against {first['frozen_epoch_through_block_s']:.0f} s for an "
         f"epoch through the frozen block — {first['speedup']:.0f} times faster. The cache pays for itself after "
-        f"{break_even:.1f} epochs; the recipe's frozen phase is {emo.FROZEN.epochs} epochs, and a head trained to its "
-        f"best PublicTest epoch took up to {max(s['best_epoch'] for s in RESULTS[tt.index[0]]['per_seed'])} here."))
+        f"{break_even:.1f} epochs; the recipe's frozen phase is {emo.FROZEN.epochs} epochs, and the heads here reached "
+        f"their best PublicTest epoch after up to {max(s['best_epoch'] for s in RESULTS[tt.index[0]]['per_seed'])}."))
 
 # %% [markdown]
 # ### The paper's rows: a GPU and weights
