@@ -10,6 +10,7 @@
     python -m ferlib export RUN_OR_CHECKPOINT OUT.pt|OUT.onnx [--check-split PrivateTest]
     python -m ferlib hand-crafted [--features F...] [--classifiers C...] [--face-filter RULE]
     python -m ferlib face-filter
+    python -m ferlib frozen-features [RECIPE...] [--epochs E] [--seeds S...]
     torchrun --nproc-per-node N -m ferlib train RECIPE ...   (DistributedDataParallel, see README)
 
 A mistake (an unknown recipe or profile, a device that is not there, bad data) exits
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
-    from . import data, ensemble, hand_crafted, predict, reproduce, train, webcam
+    from . import data, ensemble, frozen_features, hand_crafted, predict, reproduce, train, webcam
 
     data.add_command(sub)
     train.add_commands(sub)
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_command(sub)
     reproduce.add_command(sub)
     hand_crafted.add_commands(sub)
+    frozen_features.add_command(sub)
     return parser
 
 
