@@ -12,6 +12,7 @@ every grader's name to its points (what ``python -m ferlib.labs grade`` sums).
     from ferlib.checks import check_batch_hard_triplets   # lab 04
     from ferlib.checks import check_majority_vote         # lab 05
     from ferlib.checks import check_fit_weights           # lab 06
+    from ferlib.checks import check_freeze                # lab 07
     from ferlib.checks import check_stack_inputs          # lab 08
 """
 from .core import GRADERS, CheckFailed, assert_close, completed, grader
@@ -22,6 +23,7 @@ from .hand_crafted import check_choose_C, check_emonet_hog, check_window_hog
 from .ensemble import check_ensemble_nll, check_fit_weights, check_flip_tta, check_weighted_average
 from .ferplus import check_light_net_parameters, check_stack_inputs, check_total_loss
 from .knn import check_majority_vote, check_nearest_neighbours
+from .transfer import check_ensemble_report, check_freeze, check_standardise_bovw
 from .triplet import check_batch_hard_triplets, check_exponential_triplet_grad, check_exponential_triplet_loss
 
 __all__ = [
@@ -40,6 +42,8 @@ __all__ = [
     "check_nearest_neighbours", "check_majority_vote",
     # lab 06
     "check_weighted_average", "check_ensemble_nll", "check_fit_weights", "check_flip_tta",
+    # lab 07
+    "check_freeze", "check_standardise_bovw", "check_ensemble_report",
     # lab 08
     "check_stack_inputs", "check_light_net_parameters", "check_total_loss",
 ]
