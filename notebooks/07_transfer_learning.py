@@ -721,8 +721,9 @@ def private(name):
     if res is None:
         return None
     m = res["metrics"]["PrivateTest"]
-    se = m["se"] if len(res["seeds"]) > 1 else m["se_binomial"]  # one seed: only the test sample's spread is known
-    return m["accuracy"], se
+    # two sources of spread: the head's seed (over seeds) and the test sample (binomial) -- the seeds share
+    # one set of test faces, so their spread alone would understate how far another sample could move it
+    return m["accuracy"], float(np.hypot(m["se"] or 0.0, m["se_binomial"]))
 
 
 def effect(better, base, what, where):
@@ -744,8 +745,9 @@ display(Markdown("\n".join([
     effect("emonet-lite0-random-bovw", "emonet-lite0-random-pixels", "BOVW", "on random features"),
     f"- For comparison, the paper's BOVW gains: {gain_irv2:.2f} (Inception-ResNet-v2) and {gain_r50:.2f} points "
     "(ResNet-50), one run each, fine-tuned, at 139 / 197 px.",
-    "\nThe ± is the standard error of the difference from the two rows' standard errors over seeds (the binomial one "
-    "for a single seed). Frozen features at 64 px are not the paper's fine-tuned networks: these numbers answer "
+    "\nThe ± is the standard error of the difference: each row's spread over seeds and the binomial spread of "
+    "an accuracy on its test faces, combined (conservative: the rows share the test faces, which a paired test "
+    "would use). Frozen features at 64 px are not the paper's fine-tuned networks: these numbers answer "
     "'how good are the features', not 'what does EmoNet reach'."])))
 
 # %% [markdown]

@@ -532,9 +532,14 @@ print(f"light-base-s-tl, quick profile ({smoke['data']['Training']} training fac
 
 # %% [markdown]
 # Real rows train on the whole splits on a wall-clock budget, **the same for every row of a
-# table** — on this kit's 2-core CPU: each light-network row for 20 minutes and two seeds, VGG13
-# for 60 minutes (one seed; VGG13 costs about 24 times the light network's FLOPs per face). The
-# command of each row is in the table below where the row has not been run yet.
+# table** — on this kit's 2-core CPU, two runs side by side on one core each: each light-network row
+# for 30 minutes (`fr.RUN_PLAN`), VGG13 for 60 minutes (VGG13 costs about 24 times the light
+# network's FLOPs per face). Why not shorter: 8-minute light-network runs (`python -m ferlib train
+# light-base-sl --minutes 8 --threads 1`, and its -tl, -l-sl and -l-tl rows, run side by side on
+# 2026-12-07: one or two epochs) left every row predicting *neutral* for every face (36.9 % on
+# PublicTest, the majority class) — the network
+# needs tens of epochs before its rows can differ. The command of each row is in the table below
+# where the row has not been run yet.
 #
 # ## 6. Tables I and II: the paper beside ours
 #
@@ -592,7 +597,7 @@ for (table_name, what), row in gains.iterrows():
                      + f" — {verdict}.")
 display(Markdown("\n".join(sentences) if sentences else
                  "No pair of rows has real runs yet, so the claims cannot be checked here: the tables above give the "
-                 "command of each missing row (on this kit's 2-core CPU: about 20 minutes per light-network run)."))
+                 "command of each missing row (on this kit's 2-core CPU: 30 minutes per light-network run, two side by side)."))
 
 # %% [markdown]
 # ### The λ curve (Fig. 3)

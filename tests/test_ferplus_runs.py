@@ -73,9 +73,9 @@ def test_table_says_not_yet_run_with_the_command(results_root):
     t = fr.table(["light-base-sl", "light-base-s-sl"])
     assert t.loc["light-base-sl", "ours mean"] == pytest.approx(80.0) and t.loc["light-base-sl", "paper Avg"] == 81.95
     assert t.loc["light-base-s-sl", "ours mean"] == "not yet run"
-    assert t.loc["light-base-s-sl", "run"] == ("not yet run: python -m ferlib train light-base-s-sl --minutes 20 "
-                                               "--seed 0 --threads 2")
-    assert fr.train_command("vgg13-o-l-tl", publish=True).endswith("--minutes 60 --seed 0 --threads 2 --publish")
+    assert t.loc["light-base-s-sl", "run"] == ("not yet run: python -m ferlib train light-base-s-sl --minutes 30 "
+                                               "--seed 0 --threads 1")
+    assert fr.train_command("vgg13-o-l-tl", publish=True).endswith("--minutes 60 --seed 0 --threads 1 --publish")
 
 
 def test_gain_and_the_papers_gain(results_root):

@@ -105,11 +105,12 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import paths
 from ..errors import UsageError
+from ..models.pretrained import MissingWeightsError
 from ..provenance import CodeVersion, read_json
 from ..runs import OWN_RESULTS, RunKey, keep_old_run
 
@@ -614,11 +615,17 @@ def dry_run(rows, *, profile: str, device, precision: str, seed: int, data_dir, 
         rows_data = by_kind[r.dataset]
         data = prepare_splits(rows_data, budget.train_per_class, budget.eval_per_class, seed)
         sizes = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
-        ips = measure_images_per_s(r, rows_data, profile=profile, device=device, precision=precision, seed=seed)
+        note = row.note
+        try:
+            ips = measure_images_per_s(r, rows_data, profile=profile, device=device, precision=precision, seed=seed)
+        except MissingWeightsError as e:  # a plan needs the architecture, not the values: time it without them
+            ips = measure_images_per_s(replace(r, model_kwargs={**r.model_kwargs, "load_weights": False}), rows_data,
+                                       profile=profile, device=device, precision=precision, seed=seed)
+            note = "; ".join(filter(None, [note, f"NEEDS WEIGHTS, missing here: {e.what} (the error says how to get them)"]))
         seconds = expected_seconds(r, sizes, ips, profile, startup_s)
         times.append(seconds)
         epochs = f"{'up to ' if profile == 'full' else ''}{budget.epochs}"
-        table.append((r.name, epochs, str(sizes["train"]), f"{ips:.0f}", fmt_duration(seconds), row.note))
+        table.append((r.name, epochs, str(sizes["train"]), f"{ips:.0f}", fmt_duration(seconds), note))
     widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
     where = f"{device}" + (f", {precision}" if precision else "")
     print(f"plan: {len(times)} row(s) to run, {profile} profile, on {where}, {workers} worker(s)"

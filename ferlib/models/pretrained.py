@@ -133,6 +133,7 @@ class MissingWeightsError(UsageError):
 
     def __init__(self, what: str, looked: list[str], how: str, reason: str | None = None):
         where = "; ".join(looked) if looked else "nowhere"
+        self.what = what
         super().__init__(f"{what} not found (looked in: {where})" + (f" -- {reason}" if reason else ""), how)
 
 
