@@ -169,6 +169,18 @@ def test_dry_run_prints_a_time_per_row_and_writes_nothing(tmp_path, monkeypatch,
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_dry_run_plans_a_row_whose_weights_are_missing_and_says_so(tmp_path, monkeypatch, capsys):
+    use_folders(monkeypatch, tmp_path)
+    monkeypatch.delenv("FERLIB_VGGFACE2_RESNET50", raising=False)
+    monkeypatch.setenv("FERLIB_CACHE_DIR", str(tmp_path / "cache"))  # no VGGFace2 file anywhere ferlib looks
+    assert main(["reproduce", "emonet-resnet50-pixels", *CPU, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^emonet-resnet50-pixels\s+2\s+\d+\s+\d+\s+[\d.]+ (s|min|h)\s+NEEDS WEIGHTS, missing here: "
+                     r"VGGFace2 ResNet-50", out, re.M), out
+    assert "python -m ferlib train emonet-resnet50-pixels says where to put them" in out
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["reproduce", "no-such-table"], "unknown target 'no-such-table'"),
     (["reproduce", "tiny-densenet-demo", "--workers", "0"], "--workers must be at least 1"),

@@ -621,7 +621,7 @@ def dry_run(rows, *, profile: str, device, precision: str, seed: int, data_dir, 
         except MissingWeightsError as e:  # a plan needs the architecture, not the values: time it without them
             ips = measure_images_per_s(replace(r, model_kwargs={**r.model_kwargs, "load_weights": False}), rows_data,
                                        profile=profile, device=device, precision=precision, seed=seed)
-            note = "; ".join(filter(None, [note, f"NEEDS WEIGHTS, missing here: {e.what} (the error says how to get them)"]))
+            note = "; ".join(filter(None, [note, f"NEEDS WEIGHTS, missing here: {e.what} (python -m ferlib train {r.name} says where to put them)"]))
         seconds = expected_seconds(r, sizes, ips, profile, startup_s)
         times.append(seconds)
         epochs = f"{'up to ' if profile == 'full' else ''}{budget.epochs}"
