@@ -124,10 +124,16 @@ def no_network(monkeypatch, tmp_path):
 def test_resnet_runs_train_as_cl_resnet50(name, paper, synthetic, tmp_path, no_network, monkeypatch):
     """CL-ResNet50 (ResNet-50 + center loss paper), §3 and Table 3: ResNet-50 on 224x224 input, Adam with
     lr 1e-3 "for both softmax loss and center loss" held constant, early stopping after 6 epochs without
-    improvement; center loss lambda = 0.2, alpha = 1.9.  Without network the ImageNet weights fall back
-    to a random init (said in a warning)."""
-    with pytest.warns(RuntimeWarning, match="ImageNet weights unavailable"):
-        run = _build(name, synthetic, tmp_path)
+    improvement; center loss lambda = 0.2, alpha = 1.9.  Without network the paper row stops with one message
+    (never silently random weights); its ``-random`` variant, asked for by name, is the same recipe."""
+    from ferlib.models.pretrained import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="ImageNet weights"):
+        _build(name, synthetic, tmp_path / "paper")
+    assert replace(get_recipe(f"{name}-random"), name=name, row=get_recipe(name).row,
+                   paper_results=get_recipe(name).paper_results, model_kwargs=get_recipe(name).model_kwargs) \
+        == get_recipe(name)
+    run = _build(f"{name}-random", synthetic, tmp_path)
     t = run.trainer
     assert isinstance(t.optimizer, torch.optim.Adam) and _optimiser_settings(t.optimizer) == {(1e-3, 0.0)}
     _check_every_weight_is_optimised(run)
@@ -298,8 +304,11 @@ def test_try_falls_back_without_network(empty_hub, monkeypatch):
     with pytest.warns(RuntimeWarning, match="ImageNet weights unavailable"):
         m = ResNet18FER(pretrained="try")
     assert m.weights_source.startswith("random-init (ImageNet weights unavailable: OSError: no network")
-    with pytest.raises(RuntimeError, match="could not be loaded"):
+    from ferlib.models.pretrained import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError) as e:  # asked for (the recipes do): one message, never random weights
         ResNet18FER(pretrained=True)
+    assert str(backbones.imagenet_cache_path("resnet18")) in str(e.value) and "weights='none'" in e.value.fix
 
     def must_not_download(*a, **k):
         raise AssertionError("pretrained='cache' must not touch the network")
@@ -349,3 +358,20 @@ def test_resnet_recipe_end_to_end_records_weights(synthetic, tmp_path):
     assert set(r["history"][0]["train_terms"]) == {"ce", "center"}
     assert r["config"]["criterion"] == {"name": "center", "lambda_": 0.2, "alpha": 1.9, "center_term_lr": None,
                                         "reduction": "mean"}
+
+
+def test_the_resnet50_recipes_ask_for_their_weights_and_checkpoints_rebuild_without_them(empty_hub, monkeypatch):
+    from ferlib.models import build_model
+    from ferlib.models.pretrained import MissingWeightsError
+    from ferlib.train.recipes import get_recipe
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError("no network in this test")))
+    for name in ("resnet50", "cl-resnet50"):
+        assert get_recipe(name).model_kwargs == {"pretrained": True}
+        assert get_recipe(f"{name}-random").model_kwargs == {"pretrained": "none"}
+    with pytest.raises(MissingWeightsError, match="resnet50-11ad3fa6.pth"):
+        build_model("resnet50", num_classes=7, in_channels=3, **get_recipe("cl-resnet50").model_kwargs)
+    m = ResNet18FER(num_classes=7, pretrained=False)
+    again = ResNet18FER(**m.checkpoint_kwargs)  # what a checkpoint rebuilds: no file read, no download
+    assert again.weights_source.startswith("checkpoint") and again.classifier.out_features == 7

@@ -18,13 +18,15 @@ ImageNet weights (``pretrained``)
 ---------------------------------
 Nothing is downloaded at import.  At construction:
 
-* ``"try"`` (default): use torchvision's weights (``ResNet50_Weights.IMAGENET1K_V2``)
+* ``"try"`` (the class default, for interactive use -- no recipe uses it): use torchvision's weights (``ResNet50_Weights.IMAGENET1K_V2``)
   if they are in the torch hub cache (``torch.hub.get_dir()/checkpoints``); otherwise
   try to download them there, with a socket timeout of :data:`DOWNLOAD_TIMEOUT_S`
   seconds and the file's hash checked; if that fails too (no network, say), warn and
   keep the random initialisation.
 * ``"cache"``: the hub cache only -- never touches the network; else random init + warning.
-* ``True``: cache, else download; a failure raises ``RuntimeError``.
+* ``True``: cache, else download; a failure is one :class:`~ferlib.models.pretrained.MissingWeightsError`
+  naming the file, where it was looked for and how to get it (the recipes ask for this: never
+  silently random weights).
 * ``False`` / ``None`` / ``"none"``: random initialisation (torchvision's default init).
 * any other string: a path to a state-dict file (ImageNet-shaped, ``fc`` ignored).
 
@@ -104,6 +106,9 @@ def imagenet_cache_path(arch: str = "resnet50") -> Path:
     return pw.torchvision_cache_path(_weights(arch))
 
 
+CHECKPOINT = "checkpoint"  # ``pretrained`` when a checkpoint rebuilds the network: its own weights follow
+
+
 def fetch_imagenet_weights(arch: str = "resnet50", *, download: bool = True,
                            timeout_s: float = DOWNLOAD_TIMEOUT_S) -> dict:
     """The ImageNet state dict of ``arch`` from the hub cache, else (``download``) fetched into it.
@@ -160,23 +165,29 @@ class TorchvisionResNetFER(nn.Module):
     def _resolve_weights(arch: str, member: str, pretrained) -> tuple[dict | None, str]:
         if pretrained is None or pretrained is False or (isinstance(pretrained, str) and pretrained.lower() == "none"):
             return None, "random-init"
+        if pretrained == CHECKPOINT:
+            return None, "checkpoint (the architecture only: a checkpoint's weights replace these at once)"
         if isinstance(pretrained, str) and pretrained not in ("try", "cache"):
             path = Path(pretrained).expanduser()
             return torch.load(path, map_location="cpu", weights_only=True), f"file:{path}"
         if pretrained not in (True, "try", "cache"):
             raise ValueError(f"pretrained must be True, False, 'try', 'cache', 'none' or a path; got {pretrained!r}")
+        if pretrained is True:  # asked for: they are there, or one message says where they were looked for
+            return pw.load_torchvision_weights(_weights(arch), "download")[0], f"imagenet:{member}"
         try:
             state = fetch_imagenet_weights(arch, download=pretrained != "cache")
         except Exception as e:  # noqa: BLE001 - no network, DNS, timeout, corrupt cache file, hash mismatch
-            if pretrained is True:
-                raise RuntimeError(f"{arch}: ImageNet weights ({member}) could not be loaded from "
-                                   f"{imagenet_cache_path(arch)} nor downloaded: {_short(e)}") from e
             reason = _short(e)
             warnings.warn(f"{arch}: ImageNet weights unavailable ({reason}); training from random "
                           f"initialisation. Put the file at {imagenet_cache_path(arch)} to use them.",
                           RuntimeWarning, stacklevel=4)
             return None, f"random-init (ImageNet weights unavailable: {reason})"
         return state, f"imagenet:{member}"
+
+    @property
+    def checkpoint_kwargs(self) -> dict:
+        """The arguments that rebuild this architecture from a checkpoint: no weights are read or downloaded."""
+        return {"num_classes": self.num_classes, "in_channels": self.in_channels, "pretrained": CHECKPOINT}
 
     @property
     def features(self) -> nn.Module:

@@ -2,7 +2,9 @@
 ResNet-50 + center loss paper): ``resnet50`` (softmax) and ``cl-resnet50`` (lambda = 0.2,
 alpha = 1.9).
 
-ImageNet ResNet-50 (``pretrained="try"``; results record the weights used), 224x224
+ImageNet ResNet-50 (``pretrained=True``: torchvision's cache or a download; without them, one message
+says where they were looked for and how to get them -- never silently random weights; results record
+the weights used), 224x224
 input from the grey face stacked to three channels, flips / rotations / crops, per-channel
 standardisation, Adam lr 1e-3 "for both softmax loss and center loss", constant lr, no
 weight decay (none is mentioned), batch 62, 50 epochs, early stopping after 6 epochs
@@ -28,7 +30,7 @@ SPLIT_DEVIATION = ("deviation: the paper splits Training 70% / 30% into train / 
                    "all of Training, selects and early-stops on PublicTest, reports PrivateTest")
 
 _COMMON = dict(
-    paper=PAPER, model="resnet50", notes=SPLIT_DEVIATION, model_kwargs={"pretrained": "try"}, input_size=224, augment="cl_resnet50",
+    paper=PAPER, model="resnet50", notes=SPLIT_DEVIATION, model_kwargs={"pretrained": True}, input_size=224, augment="cl_resnet50",
     normalization="channel", optimizer="adam", lr=1e-3, weight_decay=0.0, batch_size=62, schedule="constant",
     early_stopping_patience=6, quick=Budget(epochs=1, train_per_class=4, eval_per_class=2), full=Budget(epochs=50),
 )
@@ -37,3 +39,11 @@ register(Recipe(name="resnet50", row="Table 3: ResNet50 (FER2013)", criterion=Cr
                 paper_results={"accuracy": 62.079, "f1": 61.566}, **_COMMON))
 register(Recipe(name="cl-resnet50", row="Table 3: CL-ResNet50 (FER2013)", criterion=CENTER,
                 paper_results={"accuracy": 63.402, "f1": 62.487}, **_COMMON))
+
+# Offline variants (not paper rows): the same recipes from random initialisation, asked for by name, for a
+# machine without the ImageNet file (chapter 09's CPU pair states which initialisation it used).
+_RANDOM = {**_COMMON, "model_kwargs": {"pretrained": "none"}}
+register(Recipe(name="resnet50-random", row="(offline variant) ResNet50, random init (FER2013)",
+                criterion=CrossEntropyConfig(), paper_results={}, **_RANDOM))
+register(Recipe(name="cl-resnet50-random", row="(offline variant) CL-ResNet50, random init (FER2013)",
+                criterion=CENTER, paper_results={}, **_RANDOM))
