@@ -198,9 +198,23 @@ def check_face_filter(root, capsys):
     assert sum(t["images"] for t in r["totals"].values()) == r["data"]["images"]
 
 
+def check_frozen_features(root, capsys):
+    assert main(["frozen-features", "emonet-lite0-random-pixels", "--epochs", "1", "--seeds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "[frozen-features] emonet-lite0-random-pixels: PrivateTest" in out
+    r = json.loads((root / "results" / "local" / "quick" / "frozen_features" / "emonet-lite0-random-pixels.json")
+                   .read_text())
+    assert r["synthetic"] is True and r["weights"] == "none" and [s["seed"] for s in r["per_seed"]] == [0]
+    assert main(["frozen-features", "emonet-resnet50-bovw"]) == 2  # the paper's rows need the trainer
+    assert "offline rows" in capsys.readouterr().err
+    assert main(["frozen-features", "--publish", "--epochs", "1"]) == 2  # synthetic rows are never published
+    assert "smoke test" in capsys.readouterr().err
+
+
 CHECKS = {"data": check_data, "recipes": check_recipes, "train": check_train, "export": check_export,
           "predict": check_predict, "webcam": check_webcam, "ensemble": check_ensemble, "reproduce": check_reproduce,
-          "hand-crafted": check_hand_crafted, "face-filter": check_face_filter}
+          "hand-crafted": check_hand_crafted, "face-filter": check_face_filter,
+          "frozen-features": check_frozen_features}
 
 
 def test_every_command_has_a_test(capsys):

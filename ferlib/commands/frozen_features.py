@@ -15,7 +15,7 @@ def frozen_features_command(args) -> int:
 def add_command(sub) -> None:
     p = sub.add_parser("frozen-features", help="EmoNet's frozen phase with the block's features computed once: "
                                                "the offline EfficientNet-Lite0 rows and their DE ensemble (chapter 07)")
-    p.add_argument("rows", nargs="*", metavar="RECIPE", choices=[*ff.OFFLINE_ROWS, []],
+    p.add_argument("rows", nargs="*", metavar="RECIPE",
                    help=f"rows (default: all four, then their ensemble): {', '.join(ff.OFFLINE_ROWS)}")
     p.add_argument("--epochs", type=int, default=ff.HEAD_EPOCHS,
                    help=f"head epochs on the cached features (default {ff.HEAD_EPOCHS}; the best on PublicTest is kept)")
