@@ -94,3 +94,18 @@ def test_per_class_recall_in_ferplus_order(results_root):
     write_result(results_root, "light-base-tl", 0, 0.8, recall=recall)
     pc = fr.row_runs("light-base-tl").per_class_recall()
     assert list(pc) == list(FERPLUS_CLASSES) and pc["contempt"] == pytest.approx(70.0)
+
+
+def test_convergence_says_when_a_run_left_the_majority_class_and_whether_the_budget_ended_it(results_root):
+    write_result(results_root, "light-base-sl", 0, 0.45)
+    path = results_root / "budget" / "light-base-sl-20min-cpu-2threads.json"
+    r = json.loads(path.read_text())
+    curve = [0.369, 0.369, 0.371, 0.40, 0.45]
+    r.update(history=[{"epoch": i + 1, "val_accuracy": a} for i, a in enumerate(curve)], selected_epoch=5)
+    path.write_text(json.dumps(r))
+    write_result(results_root, "light-base-tl", 0, 0.45)  # no history: not a row of the table
+    c = fr.convergence(["light-base-sl", "light-base-tl", "light-base-s-sl"]).set_index("recipe")
+    assert list(c.index) == ["light-base-sl"]
+    row = c.loc["light-base-sl"]
+    assert row["epochs"] == 5 and row["first epoch > epoch 1 + 1 point"] == 4 and row["still rising at the end"]
+    assert row["PublicTest % kept"] == 45.0 and row["PublicTest % at epoch 1"] == 36.9

@@ -21,7 +21,9 @@ RUN_PLAN = {"light-net": (30, 1), "vgg13": (60, 1)}
 """(minutes, threads) of one run on the kit's 2-core CPU: every row of a network gets the same wall-clock
 budget, and the two arms of a comparison run side by side, one core each.  Two epochs (an 8-minute
 light-network run) left every row predicting the majority class (neutral): the light network needs
-tens of epochs before its rows differ, hence 30 minutes (about 15 epochs on one Zen 4 core)."""
+tens of epochs before its rows differ.  At 30 minutes (9-10 epochs on one core of the shared 2-core
+Zen 4 machine) the first rows had just left it (PublicTest 36.9 % for 5-7 epochs, then 45-48 %):
+still far from converged, which the chapter says beside them."""
 SEEDS = (0, 1)
 """The seeds of each Table II row (Table I's VGG13 rows: seed 0)."""
 
@@ -108,6 +110,28 @@ def row_runs(recipe: str, *, own: bool = True) -> RowRuns:
             out.seeds.append(r.key.seed)
             out.origins.append("the kit" if r.origin == "kit" else "your run")
     return out
+
+
+def convergence(names, *, own: bool = True):
+    """One row per real run of ``names``: epochs trained, the epoch kept (best PublicTest), the first epoch
+    whose PublicTest accuracy left the majority-class level, and whether it was still rising at the end
+    (the kept epoch is the last: the budget, not the network, ended the run) -- pandas DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for name in names:
+        runs_ = row_runs(name, own=own)
+        for seed, r in zip(runs_.seeds, runs_.results):
+            curve = [h["val_accuracy"] for h in r.get("history", [])]
+            if not curve:
+                continue
+            floor = curve[0]  # epoch 1 of these runs predicts the majority class
+            left = next((i + 1 for i, a in enumerate(curve) if a > floor + 0.01), None)
+            rows.append({"recipe": name, "seed": seed, "budget": runs_.budget, "epochs": len(curve),
+                         "kept epoch": r.get("selected_epoch"), "PublicTest % at epoch 1": round(100 * floor, 1),
+                         "first epoch > epoch 1 + 1 point": left, "PublicTest % kept": round(100 * max(curve), 1),
+                         "still rising at the end": r.get("selected_epoch") == len(curve)})
+    return pd.DataFrame(rows)
 
 
 def table(names, *, own: bool = True, split: str = "PrivateTest"):
