@@ -648,6 +648,12 @@ pd.DataFrame([{"recipe": name, "row": get_recipe(name).row, "input px": get_reci
               for name in ("resnet50", "cl-resnet50")]).set_index("recipe")
 
 # %% [markdown]
+# **Its weights.** Both rows ask for torchvision's ImageNet ResNet-50 (`pretrained=True`): on a
+# machine without the file they stop with the one message of section 2 — never silently random
+# weights. `resnet50-random` and `cl-resnet50-random` are the same recipes from random
+# initialisation, asked for by name (`python -m ferlib reproduce cl-resnet50-offline`), and their
+# results files say so.
+#
 # **Its split, and ours.** §4.2: "The original training data is split into 70% and 30% into
 # trainset and validation set". It does not say which split Table 3 is measured on. `ferlib`
 # trains every recipe on all of Training, selects (and early-stops) on PublicTest and reports
