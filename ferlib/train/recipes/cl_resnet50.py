@@ -1,6 +1,6 @@
-"""CL-ResNet50 (Table 3 of "Facial expression recognition with CNN ensemble and center loss" -- the
-ResNet-50 + center loss paper): ``resnet50`` (softmax) and ``cl-resnet50`` (lambda = 0.2,
-alpha = 1.9).
+"""CL-ResNet50 (Table 3 of Kang et al., "Learning discriminative emotional features from facial images via
+ResNet50 with center loss", Journal of KIISE 2023 -- ``ferlib.bibliography``'s ``cl-resnet50``):
+``resnet50`` (softmax) and ``cl-resnet50`` (lambda = 0.2, alpha = 1.9).
 
 ImageNet ResNet-50 (``pretrained=True``: torchvision's cache or a download; without them, one message
 says where they were looked for and how to get them -- never silently random weights; results record
