@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..evaluate.metrics import accuracy_standard_error
 from ..runs import find_runs
 from ..train.recipes import get_recipe
 
@@ -67,7 +68,7 @@ class RowRuns:
             return None
         p = self.accuracies(split).mean() / 100
         n = self.results[0]["metrics"][split]["n"]
-        return float(100 * math.sqrt(p * (1 - p) / n))
+        return 100.0 * accuracy_standard_error(p, n)
 
     def se(self, split: str = "PrivateTest") -> float | None:
         """The mean's standard error: over the seeds when there are several, else one accuracy's binomial one."""

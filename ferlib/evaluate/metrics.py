@@ -30,6 +30,12 @@ def accuracy(logits, labels) -> float:
     return float((np.asarray(logits).argmax(1) == hard_labels(labels)).mean())
 
 
+def accuracy_standard_error(accuracy: float, n: int) -> float:
+    """The binomial standard error of an accuracy measured on ``n`` independent faces, in the accuracy's own
+    unit (a fraction in, a fraction out): sqrt(p (1 - p) / n)."""
+    return float(np.sqrt(accuracy * (1.0 - accuracy) / n))
+
+
 def classification_metrics(probs_or_logits, labels, class_names) -> dict:
     """Accuracy, macro F1, per-class precision/recall/F1/support and the confusion matrix."""
     pred = np.asarray(probs_or_logits).argmax(1)

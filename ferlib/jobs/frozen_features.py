@@ -211,8 +211,9 @@ def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _binomial_se(acc_percent: float, n: int) -> float:
-    p = acc_percent / 100.0
-    return 100.0 * float(np.sqrt(p * (1 - p) / n))
+    from ..evaluate.metrics import accuracy_standard_error
+
+    return 100.0 * accuracy_standard_error(acc_percent / 100.0, n)
 
 
 def _mean_se(values) -> tuple[float, float | None]:
@@ -263,8 +264,8 @@ def run_row(name: str, dataset, info: dict, *, seeds=SEEDS, epochs: int = HEAD_E
         mean, se = _mean_se([r[s] for r in per_seed])
         metrics[s] = {"accuracy": mean, "se": se, "se_binomial": _binomial_se(mean, len(y[s])), "n": int(len(y[s]))}
     report = classification_metrics(probs[TEST], y[TEST], dataset.class_names)
-    recall = {c: 100.0 * float((probs[TEST].argmax(1)[y[TEST] == k] == k).mean()) if (y[TEST] == k).any() else None
-              for k, c in enumerate(dataset.class_names)}
+    recall = {c: 100.0 * report["per_class"][c]["recall"] if report["per_class"][c]["support"] else None
+              for c in dataset.class_names}
     record = model.weights_record
     results = {
         "kind": "frozen-features", "name": name, "recipe": name, "row": recipe.row,

@@ -39,7 +39,7 @@ import numpy as np
 from .. import paths, provenance
 from ..data.classes import SPLITS
 from ..errors import UsageError
-from ..evaluate.metrics import classification_metrics
+from ..evaluate.metrics import accuracy_standard_error, classification_metrics
 from ..profiles import get_profile
 from ..runs import OWN_RESULTS
 
@@ -235,7 +235,7 @@ def run_hand_crafted(features=None, classifiers=None, *, dataset=None, data_dir=
                 "selection": f"C chosen on {SELECT_SPLIT} (each C fitted on {FIT_SPLIT} alone); "
                              f"{TEST_SPLIT} is reported, never used to fit or choose",
                 "metrics": metrics,
-                "test_accuracy": acc, "test_standard_error": float(np.sqrt(acc * (1 - acc) / n)),
+                "test_accuracy": acc, "test_standard_error": accuracy_standard_error(acc, n),
                 "test_predictions": pipe.predict(X[TEST_SPLIT]).astype(int).tolist(),
                 "test_rows": dataset.rows[dataset.usage == TEST_SPLIT].astype(int).tolist(),
                 "class_names": list(dataset.class_names),
