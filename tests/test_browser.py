@@ -64,7 +64,10 @@ def lab(tmp_path_factory):
     port = _free_port()
     cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
            "--ServerApp.token=t", f"--notebook-dir={work}", "--expose-app-in-browser",
-           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           # a workspace of its own: the user-level one (~/.jupyter/lab/workspaces) restores the tabs of an earlier
+           # session, and "Run All" then ran whichever was active -- lab 03's exercise instead of chapter 03
+           f"--LabApp.workspaces_dir={work / 'workspaces'}"]
     if hasattr(os, "getuid") and os.getuid() == 0:
         cmd.append("--allow-root")
     log = open(work / "server.log", "w")
