@@ -94,8 +94,11 @@ def add_command(sub) -> None:
     """``python -m ferlib reproduce TARGET... [--profile P] [--device D] [--workers N] [--minutes M] [--dry-run]``."""
     p = sub.add_parser("reproduce", help="train a paper's table rows (or named recipes) in one call, several at "
                                          "once on one device, within a wall budget; skips done rows, resumes others")
+    from ..jobs.reproduce import papers, target_groups
+
     p.add_argument("targets", nargs="+", metavar="TARGET",
-                   help="a paper (densenet-cl, cl-resnet50, dnnrl: all its rows) or recipe names")
+                   help=f"a paper, all its rows ({', '.join(papers())}); a named part of one "
+                        f"({', '.join(target_groups())}); or recipe names (python -m ferlib recipes lists them)")
     add_profile(p)
     add_device(p)
     p.add_argument("--workers", type=int, help="rows trained at once on the device (default: on CUDA min(rows, 8), "

