@@ -44,8 +44,8 @@
 #   row it stands in for, never as that row.
 #
 # Beside each number: device, budget, the weights it started from, seed(s), the binomial standard
-# error of its PrivateTest accuracy (`ferlib.evaluate.metrics.accuracy_standard_error`: about 0.8
-# points on FER-2013's 3,589 PrivateTest faces) and a link to its results file.
+# error of its PrivateTest accuracy (`ferlib.evaluate.metrics.accuracy_standard_error`; section 3
+# computes its size) and a link to its results file.
 
 # %% tags=["hide-input"]
 # %matplotlib inline
@@ -61,6 +61,7 @@ from ferlib import paths
 from ferlib.bibliography import PAPERS
 from ferlib.chapters import results_board as rb
 from ferlib.data.discovery import locate_data
+from ferlib.evaluate.metrics import accuracy_standard_error
 from ferlib.evaluate.wording import difference_phrase
 from ferlib.predict import annotate, load_predictor, model_warning, predict_faces
 from ferlib.profiles import get_profile
@@ -170,10 +171,21 @@ for paper in rb.PAPER_ORDER:
 
 # %% [markdown]
 # Two things to keep apart when reading these tables. A CPU-budget number below the paper's is
-# what a fixed wall clock buys, not evidence against the paper: the DenseNet runs trained for
-# tens of epochs where the paper trained to convergence. And a number within one or two
-# standard errors of another is not a difference at all: 0.8 points is one standard error on
-# 3,589 faces, so two runs (or a run and a paper) 1 point apart are statistically the same.
+# what a fixed wall clock buys, not evidence against the paper: the runs trained for a fixed
+# number of minutes (their epochs are in the labels) where the paper trained to convergence. And
+# a number within one or two standard errors of another is not a difference at all:
+
+# %% tags=["hide-input"]
+ours_any = next((r for row in rb.paper_rows() for r in rb.results_for(row.name) if r.n("PrivateTest")), None)
+if ours_any:
+    p, n_private = ours_any.accuracy("PrivateTest"), ours_any.n("PrivateTest")
+    one = 100 * accuracy_standard_error(p, n_private)
+    display(Markdown(f"on {n_private:,} PrivateTest faces, an accuracy of {100 * p:.1f} % (`{ours_any.path.stem}`) has a "
+                     f"standard error of {one:.2f} points (at 50 %: {100 * accuracy_standard_error(0.5, n_private):.2f}), "
+                     f"and the difference of two independent accuracies about √2 times that, {2 ** 0.5 * one:.2f} "
+                     f"points: two runs (or a run and a paper) a point apart are statistically the same."))
+else:
+    display(Markdown("*(no results file here to take the size of the test split from)*"))
 
 # %% [markdown]
 # ## 4. What an hour on a laptop CPU buys
@@ -229,8 +241,8 @@ else:
 # number, not a run of ours, and we cannot check it here (next cell). Beside it, our best
 # real-data FER-2013 numbers of each kind, each chosen on PublicTest within its kind and reported
 # on PrivateTest. When reading a gap, remember that the difference of two independent accuracies
-# on 3,589 faces has a standard error about √2 times one of them (about 1.1 points), and that
-# we do not know on which faces, crops or label order the external number was measured.
+# has a standard error about √2 times one of them (section 3), and that we do not know on which
+# faces, crops or label order the external number was measured.
 
 # %%
 tf_here = importlib.util.find_spec("tensorflow") is not None
@@ -292,13 +304,13 @@ for f in faces:
 #
 # ## What goes wrong in practice
 #
-# * **A budget number presented as a reproduction.** "67 % with DenseNet-BC" means nothing
-#   without "60 min CPU, 2 threads, 39 epochs": the label travels with the number here for that reason.
+# * **A budget number presented as a reproduction.** An accuracy without its budget, device and
+#   epochs means little: the label travels with every number here for that reason.
 # * **Model selection on the test split.** A run or an ensemble weight chosen on PrivateTest
 #   reports a number that is optimistic by about the spread of the candidates; every choice
 #   above is made on PublicTest.
-# * **Differences smaller than the noise.** One accuracy on 3,589 faces has a standard error of
-#   about 0.8 points; most "improvements" in FER papers are within two of them.
+# * **Differences smaller than the noise.** One accuracy on FER-2013's PrivateTest has a standard
+#   error near a point (section 3 computes it); many "improvements" in FER papers are within two of them.
 # * **Comparing across data sets.** FER+'s majority labels are cleaner and have eight classes: an
 #   FER+ accuracy is not comparable with a FER-2013 one.
 # * **A stale board.** A results file made by older code stays on the board until it is re-run;
