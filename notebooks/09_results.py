@@ -172,7 +172,7 @@ for paper in rb.PAPER_ORDER:
 # %% [markdown]
 # Two things to keep apart when reading these tables. A CPU-budget number below the paper's is
 # what a fixed wall clock buys, not evidence against the paper: the runs trained for a fixed
-# number of minutes (their epochs are in the labels) where the paper trained to convergence. And
+# number of minutes (their epochs are in the labels), the papers by their own protocols. And
 # a number within one or two standard errors of another is not a difference at all:
 
 # %% tags=["hide-input"]
@@ -213,7 +213,7 @@ if fer_curves:
             f"({best['threads']} thread{'s' if best['threads'] != 1 else ''}, {best['end']:.0f} minutes of epochs): "
             f"PrivateTest {best['PrivateTest']:.1f} % ± {best['se']:.1f}, "
             f"{difference_phrase(best['PrivateTest'], paper_row.paper_results['PrivateTest'])} "
-            f"({paper_row.row}, at convergence on a GPU)."]
+            f"({paper_row.row}, by the paper's own protocol)."]
     for m in (15, 30):
         v = rb.best_by(best, m)
         if v is not None:
