@@ -1,8 +1,8 @@
 """Chapter notebooks also run with no FER-2013 at all (the embedded synthetic faces).
 
 nbval (``./kit test``) runs every notebook with the data CI provides; this runs the
-data chapter, chapter 01 (no committed results either), chapters 04-05 (whose networks train on whatever data is found) and 07 again
-the way a student without the dataset sees it.
+data chapter, chapter 01 (no committed results either), chapters 04-05 (whose networks train on whatever data is found), 07, 08
+and 09 (with an empty results folder: every paper row "not yet run") again the way a student without the dataset sees it.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("name", ["notebooks/00_fer2013_up_close.ipynb", "solutions/lab00_data.ipynb",
                                   "notebooks/01_hand_crafted_features.ipynb",
                                   "notebooks/04_exponential_triplet_loss.ipynb", "notebooks/05_knn_on_embeddings.ipynb",
-                                  "notebooks/07_transfer_learning.ipynb", "notebooks/08_ferplus_input_features.ipynb"])
+                                  "notebooks/07_transfer_learning.ipynb", "notebooks/08_ferplus_input_features.ipynb",
+                                  "notebooks/09_results.ipynb"])
 def test_runs_on_synthetic_faces(name, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
