@@ -227,7 +227,7 @@ def test_paper_vs_ours_table(tmp_path, monkeypatch):
     other = t.set_index("recipe").loc["wide-densenet"]
     assert other["ours PublicTest"] == results_mod.NOT_RUN and "--profile full" in other["status"]
     assert "not a registered recipe" in t.set_index("recipe").loc["no-such-recipe", "row"]
-    assert results_mod._ours(results, "f1") == 60.0 and results_mod._ours(results, "accuracy") == 66.0
+    assert results_mod.ours_for_key(results, "f1") == 60.0 and results_mod.ours_for_key(results, "accuracy") == 66.0
     # a wall-clock-budget run gets its own row, labelled with its budget and device
     (tmp_path / "budget").mkdir()
     budget = {**results, "budget": {"kind": "wall-clock", "minutes": 60}, "epochs_run": 16, "precision": "bf16",

@@ -26,7 +26,7 @@ from .. import paths
 from ..evaluate.metrics import accuracy_standard_error
 from ..jobs import frozen_features as ff
 from ..jobs.reproduce import papers
-from ..jobs.tables import _ours as ours_for_key  # the one rule: a paper_results key -> our number (in %)
+from ..jobs.tables import ours_for_key  # the one rule: a paper_results key -> our number (in %)
 from ..runs import OWN_RESULTS, find_runs
 
 STATUS_GPU = "reproduced on a GPU (full profile)"

@@ -28,7 +28,7 @@ NOT_RUN = "not yet run"
 HOW_TO_RUN = "needs a GPU: python -m ferlib train {name} --profile full"
 
 
-def _ours(results: dict, key: str):
+def ours_for_key(results: dict, key: str):
     """Our number (in %) for a ``paper_results`` key, or ``None`` when the results file lacks it.
 
     ``PublicTest`` / ``PrivateTest``: accuracy on that split; ``ensemble_<split>``: the
@@ -93,7 +93,7 @@ def paper_vs_ours(names, *, recipes=None, budget_runs: bool = True, own: bool = 
             row = {"recipe": name, "row": recipe.row, "run": label}
             for key, value in recipe.paper_results.items():
                 row[f"paper {key}"] = value
-                ours = _ours(results, key) if results else NOT_RUN
+                ours = ours_for_key(results, key) if results else NOT_RUN
                 row[f"ours {key}"] = ours if ours is not None else "not in results file"
             if results is None:
                 row["status"] = HOW_TO_RUN.format(name=name)
