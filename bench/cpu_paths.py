@@ -35,7 +35,9 @@ and Inception-ResNet-v2 weights do not exist offline); ``--frozen`` times their 
 
     python bench/cpu_paths.py --models emonet-lite0-pixels,emonet-lite0-bovw,emonet-resnet50-pixels,emonet-irv2-pixels \
         --batch 64 --compile --out results/bench_cpu_paths_emonet.json
-    python bench/cpu_paths.py --models emonet-lite0-bovw --batch 64 --frozen --out results/bench_cpu_paths_emonet_frozen.json  Target on a CPU with bf16 kernels (issue 23): VGG13's step at ``bf16+cl`` at
+    python bench/cpu_paths.py --models emonet-lite0-bovw --batch 64 --frozen --out results/bench_cpu_paths_emonet_frozen.json
+
+Target on a CPU with bf16 kernels (issue 23): VGG13's step at ``bf16+cl`` at
 least 3x its ``fp32`` step.
 """
 from __future__ import annotations

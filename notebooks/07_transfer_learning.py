@@ -875,6 +875,30 @@ else:
         f"their best PublicTest epoch after up to {max(s['best_epoch'] for s in RESULTS[tt.index[0]]['per_seed'])}."))
 
 # %% [markdown]
+# ### The fine-tuning step of each backbone, on this kit's CPU paths
+#
+# Fine-tuning trains every parameter, so its step is what a budget pays for. `bench/cpu_paths.py`
+# times that step for the offline Lite0 rows and the paper's two backbones (at the paper's input
+# sizes, no weights read: the cost does not depend on the values) on each CPU path, in fresh
+# processes, with the matrix-product peak measured in the same run:
+
+# %%
+BENCH_EMONET = paths.results_dir() / "bench_cpu_paths_emonet.json"
+bench = tables.bench_table(BENCH_EMONET)
+if bench is None:
+    print("not yet measured: python bench/cpu_paths.py --models emonet-lite0-pixels,emonet-lite0-bovw,"
+          "emonet-resnet50-pixels,emonet-irv2-pixels --batch 32 --out results/bench_cpu_paths_emonet.json")
+else:
+    print(tables.bench_label(BENCH_EMONET))
+    display(bench)
+    fp32 = bench.xs("fp32", level="path")["images/s"].droplevel("threads")
+    best_path = bench["× fp32"].groupby(level="model").idxmax()
+    display(Markdown("; ".join(
+        f"{m}: {fp32[m]:.1f} images/s in fp32, {bench.loc[best_path[m], '× fp32']:.2f}× that on {best_path[m][2]}"
+        for m in fp32.index) + f". At these rates one epoch of the {n_train:,} Training faces here ({TAG}) takes "
+        + ", ".join(f"{n_train / fp32[m] / 60:.1f} min ({m}, fp32)" for m in fp32.index) + "."))
+
+# %% [markdown]
 # ### Fine-tuned: the four rows trained whole, on an equal CPU budget
 #
 # The frozen heads measure the features. The recipe itself goes further: five frozen epochs, then

@@ -215,3 +215,41 @@ def gain(better: str, base: str, *, split: str = "PrivateTest") -> dict | None:
     se = math.sqrt(a.se(split) ** 2 + b.se(split) ** 2)
     return {"difference": diff, "se": se, "z": diff / se if se > 0 else float("inf"), "n": (a.n, b.n),
             "budgets": (a.budget, b.budget)}
+
+
+def bench_table(path: str | Path):
+    """A ``bench/cpu_paths.py`` results file as a table (pandas DataFrame), or None when the file is missing.
+
+    One row per (model, threads, path): training images/s (the median over the bench's rounds), the
+    ratio to the same model's ``fp32`` path measured in the same run, and the fraction of the
+    matrix-product peak of that precision (also measured in the same run).  Ratios, not seconds:
+    the CPU differs between machines and days, the ratio of two paths timed side by side much less.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = load_results(path)
+    rows = []
+    for model, by_threads in data["models"].items():
+        for threads, paths_ in by_threads.items():
+            base = (paths_.get("fp32") or {}).get("images_per_s")
+            for name, m in paths_.items():
+                if not isinstance(m, dict) or "images_per_s" not in m:
+                    continue
+                rows.append({"model": model, "threads": int(threads), "path": name,
+                             "images/s": round(m["images_per_s"], 1),
+                             "× fp32": round(m["images_per_s"] / base, 2) if base else None,
+                             "fraction of matmul peak": (round(m["fraction_of_peak"], 2)
+                                                         if m.get("fraction_of_peak") is not None else None)})
+    return pd.DataFrame(rows).set_index(["model", "threads", "path"])
+
+
+def bench_label(path: str | Path) -> str:
+    """Where a bench file was measured: CPU model, batch, rounds, git sha."""
+    data = load_results(path)
+    prov = data.get("provenance", {})
+    return (f"{Path(path).name}: {prov.get('cpu_model') or prov.get('device_name')}, batch {data.get('batch')}, "
+            f"{data.get('rounds')} rounds of {data.get('steps')} steps, {data.get('isolation')}, "
+            f"git {str(prov.get('git_sha', ''))[:8]}")
