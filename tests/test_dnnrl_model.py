@@ -123,6 +123,25 @@ def test_wrong_input_size_is_explained():
         DNNRLNet(dropout=1.0)
 
 
+def test_cpu_variant_keeps_every_layer_and_its_pool_equals_table_1s_at_108():
+    from ferlib.models.dnnrl import final_map_side
+
+    assert final_map_side(PAPER_INPUT_SIZE) == 6 and final_map_side(64) == 4
+    small, paper = DNNRLNet(input_size=64), DNNRLNet()
+    assert count_parameters(small) == count_parameters(paper)  # the same layers, the 1,152-input linear layer kept
+    assert isinstance(paper.features.avgpool, torch.nn.AvgPool2d)  # Table 1 itself is untouched
+    small.load_state_dict(paper.state_dict())
+    paper.eval(), small.eval()
+    with torch.no_grad():
+        maps = paper.features[:-1](faces(2))  # the 6x6 map of a 108-px face
+        assert torch.allclose(small.features.avgpool(maps), paper.features.avgpool(maps))
+        assert small(torch.randn(2, 1, 64, 64)).shape == (2, 7)
+    with pytest.raises(ValueError, match="64, 64"):
+        small(faces(1))
+    with pytest.raises(ValueError, match="larger input_size"):
+        DNNRLNet(input_size=24)
+
+
 def test_dropout_is_active_in_training_only():
     torch.manual_seed(0)
     m = DNNRLNet(classifier=False)

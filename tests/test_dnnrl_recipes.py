@@ -319,3 +319,18 @@ def test_cli_quick_run_writes_complete_results(name, tmp_path, monkeypatch):
         assert not loaded.has_softmax_head
         with pytest.raises(ValueError, match="k-NN"):
             loaded.predict_proba(data.test.pixels[:2])
+
+
+def test_cpu_variants_are_table_2s_recipes_at_64_px():
+    from ferlib.data.transforms import get_augment
+    from ferlib.train.recipes import dnnrl as dnnrl_recipes
+
+    assert set(dnnrl_recipes.CPU_VARIANTS) == {f"{n}-64px" for n in dnnrl_recipes.TABLE_2}
+    for name, variant in dnnrl_recipes.CPU_VARIANTS.items():
+        paper = get_recipe(name.removesuffix("-64px"))
+        assert variant.paper_results == {} and variant.row.startswith("(CPU variant)")
+        assert variant.input_size == 64 and variant.model_kwargs["input_size"] == 64
+        assert (variant.criterion, variant.classifier, variant.lr, variant.batch_size, variant.protocol) == (
+            paper.criterion, paper.classifier, paper.lr, paper.batch_size, paper.protocol)
+    aug = get_augment("dnnrl", **dnnrl_recipes.CPU_VARIANTS["dnnrl-64px"].augment_kwargs)
+    assert (aug.out_size, aug.crop_margin) == (64, 4) and get_augment("dnnrl").crop_margin == 6

@@ -83,9 +83,16 @@ STAND_INS = {
     "emonet-resnet50-imagenet-bovw": ("emonet-resnet50-bovw",),
     "resnet50-random": ("resnet50",),
     "cl-resnet50-random": ("cl-resnet50",),
+    "resnet50-random-64px": ("resnet50",),
+    "cl-resnet50-random-64px": ("cl-resnet50",),
+    "dnnrl-dnn-64px": ("dnnrl-dnn",),
+    "dnnrl-t-dnn-64px": ("dnnrl-t-dnn",),
+    "dnnrl-64px": ("dnnrl",),
 }
 """Offline variants (registered recipes with no paper numbers of their own) -> the paper rows they stand in
-for: what a machine without the papers' weights can run.  Shown beside those rows, labelled, never as them."""
+for: what a machine without the papers' weights (or without a GPU: the 64-px CPU variants) can run.  Shown
+beside those rows, labelled, never as them."""
+
 
 def unmapped_variants() -> list[str]:
     """Registered recipes (and ensembles) of the five papers with no paper numbers that are neither a stand-in

@@ -412,7 +412,7 @@ def cl_resnet50_augment(out_size: int = 224) -> BatchAugment:
     return BatchAugment(crop_margin=16, flip=True, rotation=10.0, out_size=out_size, channels=3)
 
 
-def dnnrl_augment() -> BatchAugment:
+def dnnrl_augment(out_size: int = 108) -> BatchAugment:
     """DNNRL with exponential triplet loss (DNNRL §3.1), as ONE affine map.
 
     "The images are first resized to 96 × 96. Next, we randomly scale the resized
@@ -439,9 +439,13 @@ def dnnrl_augment() -> BatchAugment:
     instead of three times (``tests/test_transforms.py`` checks this against the
     explicit chain).  The paper pads with 0; here the input is normalised first, so
     0 is the mean.  No flip: the paper does not mention one.
+
+    ``out_size`` other than 108 (the kit's CPU variants, e.g. 64 px): the same chain scaled to that
+    side -- the face fills the same 96/108 of it, the random scale and rotation are relative and stay,
+    and the crop's shift scales with the side (``round(6 * out_size / 108)`` px: 4 at 64).
     """
-    return BatchAugment(crop_margin=6, rotation=15.0, scale=(86 / 96, 106 / 96), base_scale=96 / 108,
-                        out_size=108)
+    return BatchAugment(crop_margin=round(6 * out_size / 108), rotation=15.0, scale=(86 / 96, 106 / 96),
+                        base_scale=96 / 108, out_size=out_size)
 
 
 PRESETS: dict[str, Callable[..., BatchAugment]] = {

@@ -139,14 +139,19 @@ def papers() -> dict[str, list]:
 def target_groups() -> dict[str, tuple[str, ...]]:
     """Named parts of a paper, as targets: Sobel-Laplacian-CL's tables and its λ sweep (the paper key runs all 17);
     EmoNet's Table 2 rows and its offline EfficientNet-Lite0 variants (the paper key runs those and the ResNet-50
-    ImageNet pair); CL-ResNet50's Table 3 pair (ImageNet weights) and the same pair from random initialisation."""
+    ImageNet pair); CL-ResNet50's Table 3 pair (ImageNet weights), the same pair from random initialisation, and
+that pair at 64 px for a CPU budget; DNNRL's Table 2 rows and their 64-px CPU variants."""
+    from ..train.recipes.dnnrl import CPU_VARIANTS as DNNRL_CPU
+    from ..train.recipes.dnnrl import TABLE_2 as DNNRL_TABLE_2
     from ..train.recipes.emonet import OFFLINE_RECIPES, TABLE_2_RECIPES
     from ..train.recipes.ferplus import SWEEP_RECIPES, TABLE_I_RECIPES, TABLE_II_RECIPES
 
     return {"sobel-laplacian-cl-table1": TABLE_I_RECIPES, "sobel-laplacian-cl-table2": TABLE_II_RECIPES,
             "sobel-laplacian-cl-lambda-sweep": SWEEP_RECIPES, "emonet-table2": TABLE_2_RECIPES,
             "emonet-offline": OFFLINE_RECIPES, "cl-resnet50-table3": ("resnet50", "cl-resnet50"),
-            "cl-resnet50-offline": ("resnet50-random", "cl-resnet50-random")}
+            "cl-resnet50-offline": ("resnet50-random", "cl-resnet50-random"),
+            "cl-resnet50-cpu": ("resnet50-random-64px", "cl-resnet50-random-64px"),
+            "dnnrl-table2": tuple(DNNRL_TABLE_2), "dnnrl-cpu": tuple(DNNRL_CPU)}
 
 
 def expand_targets(targets) -> list:

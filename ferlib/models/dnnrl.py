@@ -163,6 +163,10 @@ class DNNRLNet(nn.Module):
             embedding-only network (Table 2's "T-DNN" and "DNNRL", read out by k-NN).
         embedding_dim: width of the final linear layer (512 in Table 1).
         dropout: drop probability before the linear layer ("dropout(20%)" in Table 1).
+        input_size: side of the square input face.  108 is Table 1 (its 3×3/3 average pool turns the
+            6×6 map into 2×2).  Another size (the kit's CPU variants: 64 px, about a third of the
+            multiply-adds) keeps every layer and replaces that pool by an adaptive average pool to 2×2,
+            so the 1,152-input linear layer stays; at 108 px the two pools give the same output.
 
     Interface shared by ferlib models: ``forward_with_features(x) -> (logits, embedding)``
     with ``embedding`` the unit-norm (B, ``feature_dim``) vector and ``logits`` ``None``
@@ -171,10 +175,15 @@ class DNNRLNet(nn.Module):
     """
 
     def __init__(self, num_classes: int = 7, in_channels: int = 1, *, classifier: bool = True,
-                 embedding_dim: int = 512, dropout: float = 0.2):
+                 embedding_dim: int = 512, dropout: float = 0.2, input_size: int = PAPER_INPUT_SIZE):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if final_map_side(input_size) < 2:
+            raise ValueError(f"input_size {input_size} leaves a {final_map_side(input_size)}-pixel map before the "
+                             f"average pool; DNNRLNet needs at least 2×2 there (choose a larger input_size; Table 1: "
+                             f"{PAPER_INPUT_SIZE})")
+        self.input_size = int(input_size)
         w3a, w4a, w5a = (INCEPTION_WIDTHS[k] for k in ("inception3a", "inception4a", "inception5a"))
         pool = lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True)  # noqa: E731  (ceil: Table 1's 27, 13, 6)
         self.features = nn.Sequential()
@@ -187,7 +196,8 @@ class DNNRLNet(nn.Module):
         self.features.add_module("inception4a", InceptionModule(self.features.inception3a.out_channels, *w4a))
         self.features.add_module("pool3", pool())
         self.features.add_module("inception5a", InceptionModule(self.features.inception4a.out_channels, *w5a))
-        self.features.add_module("avgpool", nn.AvgPool2d(3, stride=3))
+        self.features.add_module("avgpool", nn.AvgPool2d(3, stride=3) if input_size == PAPER_INPUT_SIZE
+                                  else nn.AdaptiveAvgPool2d(2))
         channels = self.features.inception5a.out_channels
         self.dropout = nn.Dropout(dropout)
         self.embedding = nn.Linear(channels * 2 * 2, embedding_dim)
@@ -201,11 +211,11 @@ class DNNRLNet(nn.Module):
         he_init_(self)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or tuple(x.shape[-2:]) != (PAPER_INPUT_SIZE, PAPER_INPUT_SIZE):
-            raise ValueError(f"DNNRLNet takes (B, C, {PAPER_INPUT_SIZE}, {PAPER_INPUT_SIZE}) faces (DNNRL Table 1: "
-                             f"its 1152-input linear layer fixes the size), got shape {tuple(x.shape)}; "
-                             f"use the 'dnnrl' augmentation preset, whose output is {PAPER_INPUT_SIZE}×"
-                             f"{PAPER_INPUT_SIZE}")
+        n = self.input_size
+        if x.ndim != 4 or tuple(x.shape[-2:]) != (n, n):
+            raise ValueError(f"this DNNRLNet takes (B, C, {n}, {n}) faces (its input_size; DNNRL Table 1: "
+                             f"{PAPER_INPUT_SIZE}), got shape {tuple(x.shape)}; use the 'dnnrl' augmentation "
+                             f"preset with out_size={n}")
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         self._check_input(x)
@@ -223,9 +233,20 @@ class DNNRLNet(nn.Module):
         return f"feature_dim={self.feature_dim} (unit norm), {head}"
 
 
-def dnnrl_net(num_classes: int = 7, in_channels: int = 1, classifier: bool = True, dropout: float = 0.2) -> DNNRLNet:
-    """The Table 1 network; ``classifier=False`` for the embedding-only (triplet) recipes."""
-    return DNNRLNet(num_classes, in_channels, classifier=classifier, dropout=dropout)
+def dnnrl_net(num_classes: int = 7, in_channels: int = 1, classifier: bool = True, dropout: float = 0.2,
+              input_size: int = PAPER_INPUT_SIZE) -> DNNRLNet:
+    """The Table 1 network; ``classifier=False`` for the embedding-only (triplet) recipes; ``input_size``
+    other than 108 for the CPU variants (:class:`DNNRLNet`)."""
+    return DNNRLNet(num_classes, in_channels, classifier=classifier, dropout=dropout, input_size=input_size)
+
+
+def final_map_side(input_size: int) -> int:
+    """Side of the map inception5a outputs for a square input (conv1 stride 2 with padding 1, then three
+    3×3/2 max pools with ceil mode): 6 at Table 1's 108 px, 4 at 64."""
+    side = (input_size - 1) // 2 + 1
+    for _ in range(3):
+        side = -(-(side - 3) // 2) + 1
+    return side
 
 
 def weight_count(module: nn.Module) -> int:

@@ -47,3 +47,14 @@ register(Recipe(name="resnet50-random", row="(offline variant) ResNet50, random 
                 criterion=CrossEntropyConfig(), paper_results={}, **_RANDOM))
 register(Recipe(name="cl-resnet50-random", row="(offline variant) CL-ResNet50, random init (FER2013)",
                 criterion=CENTER, paper_results={}, **_RANDOM))
+
+# CPU variants (not paper rows): the random-init pair at 64 px, for a wall-clock budget on a 2-core CPU (issue 25's
+# Table 3 comparison).  224 px costs about 12x the multiply-adds of 64 px (4.1 G against 0.34 G per face): at 224 an
+# hour of one core holds less than one epoch of Training; at 64 px a few.  Everything else is the recipe above.
+CPU_INPUT_SIZE = 64
+_CPU = {**_RANDOM, "input_size": CPU_INPUT_SIZE}
+register(Recipe(name="resnet50-random-64px", row=f"(CPU variant) ResNet50, random init, {CPU_INPUT_SIZE} px (FER2013)",
+                criterion=CrossEntropyConfig(), paper_results={}, **_CPU))
+register(Recipe(name="cl-resnet50-random-64px",
+                row=f"(CPU variant) CL-ResNet50, random init, {CPU_INPUT_SIZE} px (FER2013)",
+                criterion=CENTER, paper_results={}, **_CPU))
