@@ -973,6 +973,12 @@ lines = [
     finetuned_effect("emonet-lite0-bovw", "emonet-lite0-pixels", "BOVW", "on the ImageNet block"),
     finetuned_effect("emonet-lite0-random-bovw", "emonet-lite0-random-pixels", "BOVW", "on the random block"),
 ]
+kept_frozen = [n for n, r in finetuned.items() if r.n and r.results[0]["selected_epoch"] <= emo.FROZEN.epochs]
+if ran:
+    lines.append(f"- **Did fine-tuning pay within the budget?** For {len(kept_frozen)} of the {len(ran)} rows the epoch "
+                 f"kept on PublicTest lies in the frozen phase (epochs 1–{emo.FROZEN.epochs})"
+                 + (f": {', '.join(kept_frozen)} — the fine-tuning epochs the budget held never beat the frozen head."
+                    if kept_frozen else "."))
 moved = {n: finetuning_gain(n) for n in emo.OFFLINE_RECIPES}
 moved = {n: d for n, d in moved.items() if d is not None}
 if moved:
