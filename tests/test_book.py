@@ -74,6 +74,9 @@ def test_chapter_page_has_figures_no_errors_and_its_build_note(browser, site, na
         f"{name}: the first figure did not load"
     errors = page.eval_on_selector_all(ERROR_OUTPUTS, "els => els.map(e => e.textContent)")
     assert not [e for e in errors if "Error" in e or "Traceback" in e], errors[:1]
+    # the plumbing cells (tagged hide-input in the .py) are folded: their code sits in a closed <details>
+    folded = page.locator("div.cell.tag_hide-input details.hide.above-input")
+    assert folded.count() >= 1 and folded.first.get_attribute("open") is None, f"{name}: nothing folded"
     note = page.locator(".ferlib-build-note")
     assert note.count() == 1
     text = note.inner_text()
