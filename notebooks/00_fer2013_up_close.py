@@ -32,7 +32,7 @@
 # front of you. If you have no FER-2013, the chapter runs on `ferlib`'s synthetic faces
 # and says so at every step.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import io
 import lzma
@@ -380,7 +380,7 @@ else:
 # records its own `class_names`, `python -m ferlib predict` uses them, and every output that
 # gives a class index gives its name too. The last two columns convert one order to the other.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(label_order_table()))
 
 # %% [markdown]
@@ -706,5 +706,5 @@ plots.augmentation_gallery(face, augments, draws=6, seed=0, vmin=-2.5, vmax=2.5,
 # * **Numbers from synthetic data.** Without FER-2013 this chapter ran on synthetic
 #   faces; nothing measured on them says anything about facial-expression recognition.
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 00 ran in {time.perf_counter() - T0:.1f} s [{ds.tag}]")

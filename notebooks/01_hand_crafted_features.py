@@ -32,7 +32,7 @@
 # `python -m ferlib hand-crafted --profile full` (all of FER-2013, about half an hour on 2 cores); this notebook
 # only reads them.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import json
 import time
@@ -437,5 +437,5 @@ else:
 #   change the numbers.
 # * **Filtering the test split.** See section 5.
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 01 ran in {time.perf_counter() - T0:.1f} s ({PROFILE} profile, {ds.tag})")

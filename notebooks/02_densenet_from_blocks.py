@@ -33,7 +33,7 @@
 # leaves open (input size, the ReLU in the transition, initialisation). Lab 02 has you
 # write the bottleneck layer, the transition and the dense block yourself.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import math
 import tempfile
@@ -696,5 +696,5 @@ print(f"Transition({p}, 0.5) has {count_parameters(Transition(p, 0.5)):,} parame
 #   one 1×1 map (one value per channel); summaries and single-image predictions must run
 #   in `eval()` mode, as `layer_table` and `count_flops` do.
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 02 ran in {time.perf_counter() - T0:.1f} s [profile {PROFILE}; {ds.tag}]")

@@ -41,7 +41,7 @@
 #
 # Equation numbers are the densenet paper's unless said otherwise.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import tempfile
 import time
@@ -155,7 +155,7 @@ pd.DataFrame([{"batch size m": m, "L_C sum": center_loss(pool_x[:m], pool_y[:m],
                "L_C mean": center_loss(pool_x[:m], pool_y[:m], pool_c, "mean").item()}
               for m in (32, 64, 128, 256)]).set_index("batch size m").round(3)
 
-# %%
+# %% tags=["hide-input"]
 lam, m = DENSENET_CL.criterion.lambda_, DENSENET_CL.batch_size
 display(Markdown(
     f"The summed $L_C$ grows in proportion to $m$, the mean does not. So a λ tuned with one reduction is "
@@ -300,7 +300,7 @@ for step in range(31):
 shrink = pd.DataFrame(rows).set_index("step")
 shrink
 
-# %%
+# %% tags=["hide-input"]
 first, last = shrink.iloc[0], shrink.iloc[-1]
 fell = last["inter-class distance"] < first["inter-class distance"]
 display(Markdown(
@@ -887,5 +887,5 @@ pd.DataFrame([r.summary() for r in collapse])[["lambda", "train acc", "held-out 
 # averages it (or the reverse) is off by the batch size — §1, "Sum or mean over the
 # batch?", has the numbers. Say which reduction your λ belongs to.
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 03 ran in {time.perf_counter() - T0:.1f} s ({PROFILE} profile, {ds.tag})")

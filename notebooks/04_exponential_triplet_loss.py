@@ -40,7 +40,7 @@
 #
 # Equation, table and section numbers are the dnnrl paper's.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import math
 import time
@@ -354,7 +354,7 @@ weights = pd.DataFrame({"alpha": alpha, "hardest / easiest active weight (gamma 
                        for alpha in (0.1, 0.2, 0.5, 1.0, 2.0)).set_index("alpha")
 weights
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(
     f"At the paper's α = 0.2 the hardest active triplet weighs only {math.exp(0.8):.2f}× the easiest: "
     f"$e^{{-0.2 r}}$ is within {max(abs(math.exp(-0.2 * r) - (1 - 0.2 * r)) for r in np.linspace(0, 4, 401)):.2f} "
@@ -875,5 +875,5 @@ labelled(pd.DataFrame({"share of Training": shares,
 # PublicTest loss and k by PublicTest accuracy; chapter 05 shows how much choosing on the
 # test split would flatter the result.
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 04 ran in {time.perf_counter() - T0:.1f} s ({PROFILE} profile, {ds.tag})")

@@ -32,7 +32,7 @@
 # It uses the networks trained in chapter 04 when their checkpoints are there, and
 # trains the quick ones itself otherwise.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import time
 from pathlib import Path
@@ -178,7 +178,7 @@ for label, train in (("unit norm", emb_tr), ("rows rescaled", emb_tr * lengths))
 same = pd.DataFrame(rows).set_index("Training embeddings")
 labelled(same)
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(
     f"On the unit sphere the two metrics agree on {same.iloc[0, 0]:.0%} of the PrivateTest queries' neighbour lists "
     f"and {same.iloc[0, 1]:.0%} of the predictions"
@@ -251,7 +251,7 @@ for name, e in E.items():
 cheat = pd.DataFrame(rows).set_index("network")
 labelled(cheat)
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(
     f"Choosing k on the test split would have added between {cheat['optimism (points)'].min():.1f} and "
     f"{cheat['optimism (points)'].max():.1f} points here, without the networks being any better — on "
@@ -502,5 +502,5 @@ display(Markdown(
 # distance 0 from each other; which one comes first is then arbitrary. The vote is unaffected
 # unless the duplicates disagree on their label — which in FER-2013 they sometimes do.
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 05 ran in {time.perf_counter() - T0:.1f} s ({PROFILE} profile, {ds.tag})")

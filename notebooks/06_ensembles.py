@@ -42,7 +42,7 @@
 # kit's committed model files) and writes each ensemble's results file;
 # `python -m ferlib ensemble` is the same from a terminal.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import tempfile
 import time
@@ -621,7 +621,7 @@ summary["relative to one member, best.pt"] = summary["ms_per_face"] / cost.loc[c
                                                                                "ms per face"].mean()
 summary.round(3)
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(
     f"The ten-crop ensemble of {len(NAMES)} members costs {summary.loc['tencrop', 'relative to one member, best.pt']:.0f}× "
     f"the inference time of one member (expected: {len(NAMES)} × 10 = {len(NAMES) * 10})"
@@ -852,6 +852,6 @@ display(Markdown(
 # silent error; `ferlib` refuses members trained on different class sets or data
 # (`python -m ferlib ensemble` then exits with one line saying which).
 
-# %%
+# %% tags=["hide-input"]
 WORK.cleanup()
 print(f"chapter 06 ran in {time.perf_counter() - T0:.1f} s ({LABEL}; {ds.tag})")

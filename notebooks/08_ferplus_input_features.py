@@ -37,7 +37,7 @@
 # 6. Tables I and II, paper vs ours; the λ curve; class-wise accuracy;
 # 7. questions, and what goes wrong in practice.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import time
 
@@ -89,7 +89,7 @@ print(f"profile: {PROFILE} ({'seconds on a CPU: the demonstrations are short' if
 # `ferlib` applies it (every class index in this chapter is FER+'s order, **not**
 # FER-2013's):
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown("> " + FERPLUS_PROTOCOL + "."))
 pd.DataFrame({"FER+ index": range(8), "class": FERPLUS_CLASSES,
               "FER-2013 code": [("—" if c is None else f"{c} ({EMOTIONS[c]})") for c in FERPLUS_TO_FER2013]}
@@ -777,5 +777,5 @@ else:
 # * **Comparing rows on different budgets**: a row that trained twice as many epochs "wins". Every
 #   row of a table here has the same wall-clock budget, and the tables say how many epochs each got.
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 08 ran in {time.perf_counter() - T0:.1f} s ({PROFILE} profile, {TAG})")

@@ -34,7 +34,7 @@
 # The label order of every output is the model's own (its checkpoint records its class
 # names; the table of FER-2013's and FER+'s orders is in the README and chapter 00).
 
-# %%
+# %% tags=["hide-input"]
 import tempfile
 from pathlib import Path
 

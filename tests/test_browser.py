@@ -5,13 +5,12 @@ console shows no errors, and moving the λ slider redraws the figure (its pixels
 Lab 03's exercise is run as handed out: its graders stop with their short message, not a
 traceback.  The notebooks are copied to a temporary folder first, so nothing in the kit is
 saved over.  Needs ``chromium`` (``.ci/run`` installs it; the test fails in CI without it and
-is skipped elsewhere).
+is skipped elsewhere; the ``browser`` fixture in ``conftest.py`` says so).
 """
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,40 +18,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port  # the browser fixture (Chromium through Playwright) is conftest's too
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage"]
 RUN_ALL = "window.jupyterapp.commands.execute('notebook:run-all-cells')"
-
-
-def chromium_path() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have Debian's chromium (.ci/run installs it)")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +30,7 @@ def lab(tmp_path_factory):
     work = tmp_path_factory.mktemp("lab")
     for rel in ("notebooks/03_center_loss.ipynb", "exercises/lab03_center_loss.ipynb"):
         shutil.copy(ROOT / rel, work / Path(rel).name)
-    port = _free_port()
+    port = free_port()
     cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
            "--ServerApp.token=t", f"--notebook-dir={work}", "--expose-app-in-browser",
            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
