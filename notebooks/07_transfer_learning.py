@@ -35,7 +35,7 @@
 # Everything runs on a laptop CPU in about a minute. The results of section 7 come from files
 # written by the frozen-feature job (`ferlib.jobs.frozen_features`); this notebook only reads them.
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 import tempfile
 import time
@@ -122,7 +122,7 @@ table2.append({"recipe": "emonet-ensemble", "Table 2 row": "Weighted Ensemble Le
                "Table 1 weight": ""})
 pd.DataFrame(table2).set_index("recipe")
 
-# %%
+# %% tags=["hide-input"]
 acc = {name: row[5] for name, row in emo.TABLE_2.items()}
 gain_irv2 = acc["emonet-irv2-bovw"] - acc["emonet-irv2-pixels"]
 gain_r50 = acc["emonet-resnet50-bovw"] - acc["emonet-resnet50-pixels"]
@@ -503,7 +503,7 @@ for way, (b, a, moved, training) in ways.items():
                   **{f"head: {k}": v for k, v in changed(b, a, "dense.").items() if k == "parameters changed"}})
 pd.DataFrame(check).set_index("freezing")
 
-# %%
+# %% tags=["hide-input"]
 ok, bad = ways["set_pretrained_frozen(True)"], ways["requires_grad=False only"]
 display(Markdown(
     f"Frozen the `ferlib` way, one step changed nothing in the block — weights, running statistics and its "
@@ -663,7 +663,7 @@ pd.DataFrame([{"recipe": name, "row": get_recipe(name).row, "input px": get_reci
 # trains every recipe on all of Training, selects (and early-stops) on PublicTest and reports
 # PrivateTest — a stated deviation, recorded in every run's notes:
 
-# %%
+# %% tags=["hide-input"]
 counts = ds.split_counts()
 n_train = counts["Training"]
 display(Markdown(
@@ -1092,5 +1092,5 @@ print(f"then the ensemble (Table 1's weights, Table 2's last row):  python -m fe
 # * **Comparing a fine-tuned network with frozen features** and calling the difference
 #   "pretraining": compare like with like, as section 7's four rows do.
 
-# %%
+# %% tags=["hide-input"]
 print(f"chapter 07 ran in {time.perf_counter() - T0:.1f} s ({PROFILE} profile, {TAG})")
