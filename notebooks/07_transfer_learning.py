@@ -982,9 +982,11 @@ if ran:
 moved = {n: finetuning_gain(n) for n in emo.OFFLINE_RECIPES}
 moved = {n: d for n, d in moved.items() if d is not None}
 if moved:
-    lines.append("- **Fine-tuning against the frozen head** of the same row: " + "; ".join(
-        f"{n} {d:+.1f}" for n, d in moved.items()) + " points on PrivateTest (one fine-tuned run against the mean of "
-        "the heads' seeds).")
+    lines.append(f"- **The recipe's runs against the frozen-feature heads** of the same row (section above: cached "
+                 f"features, {ff.HEAD_EPOCHS} head epochs, no augmentation): " + "; ".join(
+        f"{n} {d:+.1f}" for n, d in moved.items()) + " points on PrivateTest (one run of the recipe against the mean "
+        "of the heads' seeds). Five frozen epochs with augmentation on every batch are fewer head updates than the "
+        "cached heads got.")
 n_faces = next((f"{r.results[0]['metrics']['PrivateTest']['n']:,} " for r in finetuned.values() if r.n), "")
 lines.append("\nThe ± is the standard error of the difference, from the binomial spread of each accuracy on the "
              f"{n_faces}PrivateTest faces (one seed per row: the spread over seeds is not measured here). The runs are far from "
