@@ -884,6 +884,7 @@ else:
 
 # %%
 BENCH_EMONET = paths.results_dir() / "bench_cpu_paths_emonet.json"
+BENCH_EMONET_COMPILE = paths.results_dir() / "bench_cpu_paths_emonet_compile.json"  # + torch.compile, its own run
 bench = tables.bench_table(BENCH_EMONET)
 if bench is None:
     print("not yet measured: python bench/cpu_paths.py --models emonet-lite0-pixels,emonet-lite0-bovw,"
@@ -891,6 +892,15 @@ if bench is None:
 else:
     print(tables.bench_label(BENCH_EMONET))
     display(bench)
+compiled = tables.bench_table(BENCH_EMONET_COMPILE)
+if compiled is None:
+    print("compiled path not yet measured: python bench/cpu_paths.py --models emonet-lite0-pixels,emonet-resnet50-pixels "
+          "--paths fp32,fp32+cl,bf16+cl,bf16+cl+compile --batch 32 --steps 2 --rounds 2 "
+          "--out results/bench_cpu_paths_emonet_compile.json")
+else:
+    print(tables.bench_label(BENCH_EMONET_COMPILE))
+    display(compiled)
+if bench is not None:
     fp32 = bench.xs("fp32", level="path")["images/s"].droplevel("threads")
     best_path = bench["× fp32"].groupby(level="model").idxmax()
     display(Markdown("; ".join(
