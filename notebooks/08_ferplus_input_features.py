@@ -62,7 +62,7 @@ from ferlib.losses.center import center_loss, center_update
 from ferlib.models import EdgeChannels, build_model, count_flops, count_parameters, vgg13_parameter_count
 from ferlib.profiles import get_profile
 from ferlib.train.recipes import get_recipe
-from ferlib.train.recipes.ferplus import LAMBDA_SWEEP, SWEEP_RECIPES, TABLE_I, TABLE_II, recipe_lambda
+from ferlib.train.recipes.ferplus import CLAIMS as FERPLUS_CLAIMS, LAMBDA_SWEEP, SWEEP_RECIPES, TABLE_I, TABLE_II, recipe_lambda
 from ferlib.train.schedules import build_schedule
 from ferlib.viz import data_plots as plots
 
@@ -607,36 +607,11 @@ else:
 # within about two standard errors is no evidence either way.
 
 # %%
-claims = [("Table I", "features (S)", "vgg13-o-s-sl", "vgg13-o-sl"), ("Table I", "features (L)", "vgg13-o-l-sl", "vgg13-o-sl"),
-          ("Table I", "loss (TL)", "vgg13-o-tl", "vgg13-o-sl"), ("Table I", "both (L + TL)", "vgg13-o-l-tl", "vgg13-o-sl"),
-          ("Table II", "features (S)", "light-base-s-sl", "light-base-sl"),
-          ("Table II", "features (L)", "light-base-l-sl", "light-base-sl"),
-          ("Table II", "loss (TL)", "light-base-tl", "light-base-sl"),
-          ("Table II", "both (S + TL)", "light-base-s-tl", "light-base-sl"),
-          ("Table II", "both (L + TL)", "light-base-l-tl", "light-base-sl")]
-gains = []
-for table_name, what, better, base in claims:
-    g = fr.gain(better, base)
-    gains.append({"table": table_name, "change": what, "rows": f"{better} − {base}",
-                  "paper (points)": round(fr.paper_gain(better, base), 2),
-                  "ours (points)": round(g["difference"], 2) if g else "not yet run",
-                  "± SE": round(g["se"], 2) if g else None,
-                  "z": round(g["z"], 1) if g else None})
-gains = pd.DataFrame(gains).set_index(["table", "change"])
+gains = tables.claims_table(FERPLUS_CLAIMS)
 gains
 
 # %%
-sentences = []
-for (table_name, what), row in gains.iterrows():
-    if row["ours (points)"] == "not yet run":
-        continue
-    ours, se, z = row["ours (points)"], row["± SE"], row["z"]
-    verdict = ("within two standard errors of no change: no evidence either way" if abs(z) < 2 else
-               ("a gain larger than two standard errors" if ours > 0 else "a loss larger than two standard errors"))
-    sentences.append(f"- **{table_name}, {what}** ({row['rows']}): ours {ours:+.2f} ± {se:.2f} points, "
-                     + difference_phrase(ours, row["paper (points)"], whose="the paper's", suffix=" points")
-                     + f" — {verdict}.")
-display(Markdown("\n".join(sentences) if sentences else
+display(Markdown(tables.claims_verdicts(gains) or
                  "No pair of rows has real runs yet, so the claims cannot be checked here: the tables above give the "
                  "command of each missing row (on this kit's 2-core CPU: 30 minutes per light-network run, two side by side)."))
 

@@ -63,8 +63,10 @@ from ferlib.chapters import results_board as rb
 from ferlib.data.discovery import locate_data
 from ferlib.evaluate.metrics import accuracy_standard_error
 from ferlib.evaluate.wording import difference_phrase
+from ferlib.jobs import tables
 from ferlib.predict import annotate, load_predictor, model_warning, predict_faces
 from ferlib.profiles import get_profile
+from ferlib.train.recipes import CLAIMS
 from ferlib.viz.data_plots import face_and_probabilities
 
 T0 = time.perf_counter()
@@ -186,6 +188,26 @@ if ours_any:
                      f"points: two runs (or a run and a paper) a point apart are statistically the same."))
 else:
     display(Markdown("*(no results file here to take the size of the test split from)*"))
+
+# %% [markdown]
+# ### The papers' claims, tested at equal budgets
+#
+# A paper's message is usually a difference — center loss over softmax, the exponential triplet
+# loss over softmax, Sobel / Laplacian inputs over the face alone — more than an absolute number.
+# A difference can be tested on a CPU: both arms on the same budget, the same day, one core each,
+# the standard error of the difference beside it. Each paper's claims (registered with its recipes,
+# `ferlib.train.recipes.CLAIMS`), ours beside the paper's; CPU variants are compared with the
+# difference of the paper rows they stand for.
+
+# %%
+for paper in rb.PAPER_ORDER:
+    claims = CLAIMS.get(paper)
+    if not claims:
+        continue
+    table = tables.claims_table(claims)
+    display(Markdown(f"**{paper}**"))
+    show(table)
+    display(Markdown(tables.claims_verdicts(table) or "*None of these pairs has runs yet: section 2 has the commands.*"))
 
 # %% [markdown]
 # ## 4. What an hour on a laptop CPU buys

@@ -8,6 +8,8 @@ import pytest
 
 from ferlib.chapters import ferplus_runs as fr
 from ferlib.data.classes import FERPLUS_CLASSES
+from ferlib.jobs import tables
+from ferlib.train.recipes import Claim
 
 
 def write_result(root, recipe, seed, accuracy, *, budget="20min-cpu-2threads", n=3152, recall=None, own=False,
@@ -85,8 +87,54 @@ def test_gain_and_the_papers_gain(results_root):
         write_result(results_root, "light-base-s-sl", seed, b)
     g = fr.gain("light-base-s-sl", "light-base-sl")
     assert g["difference"] == pytest.approx(3.0) and g["se"] == pytest.approx(math.sqrt(2.0)) and g["n"] == (2, 2)
-    assert fr.paper_gain("light-base-s-sl", "light-base-sl") == pytest.approx(84.47 - 81.95)
-    assert fr.paper_gain("vgg13-o-l-tl", "vgg13-o-sl") == pytest.approx(3.10)  # the paper's "up to 3.1 %"
+    assert Claim("S", "light-base-s-sl", "light-base-sl").paper_gain == pytest.approx(84.47 - 81.95)
+    assert Claim("L + TL", "vgg13-o-l-tl", "vgg13-o-sl").paper_gain == pytest.approx(3.10)  # the paper's "up to 3.1 %"
+
+
+def test_claims_table_puts_the_papers_difference_beside_ours_and_says_what_it_is_evidence_of(results_root):
+    claims = [Claim("features (S)", "light-base-s-sl", "light-base-sl", table="Table II"),
+              Claim("loss (TL)", "light-base-tl", "light-base-sl", table="Table II")]
+    assert tables.claims_verdicts(tables.claims_table(claims)) is None  # nothing run yet
+    for seed, (a, b) in enumerate(((0.80, 0.83), (0.82, 0.85))):
+        write_result(results_root, "light-base-sl", seed, a)
+        write_result(results_root, "light-base-s-sl", seed, b)
+    t = tables.claims_table(claims)
+    row = t.loc[("Table II", "features (S)")]
+    assert row["ours (points)"] == pytest.approx(3.0) and row["± SE"] == pytest.approx(1.41)
+    assert row["paper (points)"] == pytest.approx(2.52) and row["seeds"] == "2/2"
+    assert row["budget"] == "20min-cpu-2threads"
+    assert t.loc[("Table II", "loss (TL)"), "ours (points)"] == tables.NOT_RUN
+    text = tables.claims_verdicts(t)
+    assert text.count("\n") == 0  # one bullet: the claim without runs is left out
+    assert "ours +3.00 ± 1.41 points; 0.48 points above the paper's 2.52 points" in text
+    assert text.endswith("a gain larger than 2 standard errors.")  # z = 3.0 / 1.41 = 2.1
+
+
+def test_a_claim_on_variants_takes_the_papers_difference_from_the_rows_they_stand_for():
+    c = Claim("exponential triplet + k-NN vs softmax", "dnnrl-64px", "dnnrl-dnn-64px",
+                     paper_rows=("dnnrl", "dnnrl-dnn"))
+    assert c.paper_gain == pytest.approx(70.60 - 69.22)
+    assert Claim("x", "dnnrl-64px", "dnnrl-dnn-64px").paper_gain is None  # variants have no paper number
+    assert Claim("center", "cl-resnet50", "resnet50").paper_gain == pytest.approx(63.402 - 62.079)  # "accuracy" key
+
+
+def test_every_registered_claim_names_two_recipes_and_has_the_papers_difference():
+    from ferlib.train.recipes import CLAIMS, RECIPES
+    assert set(CLAIMS) == {"densenet-cl", "dnnrl", "cl-resnet50", "sobel-laplacian-cl"}
+    for paper, claims in CLAIMS.items():
+        for c in claims:
+            assert c.better in RECIPES and c.base in RECIPES and c.better != c.base
+            assert RECIPES[c.better].paper == RECIPES[c.base].paper == paper
+            assert c.paper_gain is not None, c
+
+
+def test_evidence_phrase_needs_a_positive_standard_error():
+    from ferlib.evaluate.wording import evidence_phrase
+    assert evidence_phrase(3.0, 1.0).startswith("a gain larger than 2")
+    assert evidence_phrase(-3.0, 1.0).startswith("a loss larger than 2")
+    assert evidence_phrase(1.9, 1.0).startswith("within 2 standard errors")
+    with pytest.raises(ValueError, match="positive"):
+        evidence_phrase(1.0, 0.0)
 
 
 def test_per_class_recall_in_ferplus_order(results_root):

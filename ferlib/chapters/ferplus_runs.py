@@ -55,8 +55,3 @@ def table(names, *, own: bool = True, split: str = "PrivateTest"):
     if "seeds" in out:
         out["seeds"] = out["seeds"].astype("Int64")  # a count, also beside rows not yet run
     return out
-
-
-def paper_gain(better: str, base: str, key: str = "PrivateTest") -> float:
-    """The same difference in the paper's table (points)."""
-    return get_recipe(better).paper_results[key] - get_recipe(base).paper_results[key]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["difference_phrase", "direction"]
+__all__ = ["difference_phrase", "direction", "evidence_phrase"]
 
 
 def direction(ours: float, theirs: float, *, tolerance: float = 0.05) -> str:
@@ -39,3 +39,13 @@ def difference_phrase(ours: float, theirs: float, *, unit: str = "points", whose
         return f"equal to {ref}" + (f" (within {tolerance:g} {unit})".rstrip() if unit else "")
     size = f"{abs(ours - theirs):.{digits}f}" + (f" {unit}" if unit else "")
     return f"{size} {where} {ref}"
+
+
+def evidence_phrase(difference: float, standard_error: float, *, threshold: float = 2.0) -> str:
+    """What a difference says given its standard error: within ``threshold`` standard errors of zero it is
+    no evidence either way; beyond, a gain or a loss larger than that many standard errors."""
+    if standard_error <= 0 or math.isnan(standard_error):
+        raise ValueError("the standard error of a difference must be a positive number")
+    if abs(difference) < threshold * standard_error:
+        return f"within {threshold:g} standard errors of no change: no evidence either way"
+    return f"a {'gain' if difference > 0 else 'loss'} larger than {threshold:g} standard errors"

@@ -5,7 +5,8 @@ runs and, labelled as such, your own -- and puts our number beside the paper's f
 the recipe's ``paper_results``.  A row trained with several seeds on one budget is a
 :class:`RowRuns` (:func:`row_runs`): its mean with the standard error over the seeds, min and max
 (Table I of the FER+ paper gives Avg / Min / Max), and :func:`gain` is the difference of two rows
-with its standard error.
+with its standard error; :func:`claims_table` puts it beside the difference a paper claims
+(:class:`ferlib.train.recipes.Claim`), and :func:`claims_verdicts` says in words what it is evidence of.
 """
 from __future__ import annotations
 
@@ -215,6 +216,43 @@ def gain(better: str, base: str, *, split: str = "PrivateTest") -> dict | None:
     se = math.sqrt(a.se(split) ** 2 + b.se(split) ** 2)
     return {"difference": diff, "se": se, "z": diff / se if se > 0 else float("inf"), "n": (a.n, b.n),
             "budgets": (a.budget, b.budget)}
+
+
+def claims_table(claims, *, split: str = "PrivateTest"):
+    """One row per :class:`Claim`: the paper's difference beside ours (mean over seeds, points) with its standard
+    error and z, both rows' budgets; "not yet run" where either recipe has no real run (pandas DataFrame)."""
+    import pandas as pd
+
+    rows = []
+    for c in claims:
+        g = gain(c.better, c.base, split=split)
+        paper = c.paper_gain
+        rows.append({"table": c.table, "change": c.change, "rows": f"{c.better} − {c.base}",
+                     "paper (points)": None if paper is None else round(paper, 2),
+                     "ours (points)": round(g["difference"], 2) if g else NOT_RUN,
+                     "± SE": round(g["se"], 2) if g else None, "z": round(g["z"], 1) if g else None,
+                     "seeds": "/".join(map(str, g["n"])) if g else None,
+                     "budget": " / ".join(dict.fromkeys(g["budgets"])) if g else None})
+    return pd.DataFrame(rows).set_index(["table", "change"] if any(c.table for c in claims) else "change")
+
+
+def claims_verdicts(table) -> str | None:
+    """One Markdown bullet per claim of :func:`claims_table` that has runs: ours with its standard error, beside
+    the paper's difference, and what it is evidence of; None when no claim has runs yet."""
+    from ..evaluate.wording import difference_phrase, evidence_phrase
+
+    lines = []
+    for index, row in table.iterrows():
+        if row["ours (points)"] == NOT_RUN:
+            continue
+        what = ", ".join(index) if isinstance(index, tuple) else index
+        ours, se = row["ours (points)"], row["± SE"]
+        paper = row["paper (points)"]
+        beside = ("; " + difference_phrase(ours, paper, whose="the paper's", suffix=" points", digits=2)
+                  if paper is not None and not (isinstance(paper, float) and math.isnan(paper)) else "")
+        lines.append(f"- **{what}** ({row['rows']}, {row['budget']}): ours {ours:+.2f} ± {se:.2f} points{beside} "
+                     f"— {evidence_phrase(ours, se)}.")
+    return "\n".join(lines) or None
 
 
 def bench_table(path: str | Path):

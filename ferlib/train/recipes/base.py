@@ -158,6 +158,40 @@ def register_ensemble(ensemble: EnsembleRecipe) -> EnsembleRecipe:
     return ensemble
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One difference a paper reports between two of its rows, to be checked on two of our recipes.
+
+    ``better`` and ``base`` are the recipes we run; ``paper_rows`` are the paper's (better, base) rows whose
+    difference the claim is, when ours are offline or CPU variants of them (default: the same recipes).
+    :func:`ferlib.jobs.tables.claims_table` puts our difference beside the paper's.
+    """
+
+    change: str
+    better: str
+    base: str
+    paper_rows: tuple[str, str] | None = None
+    table: str = ""
+
+    @property
+    def paper_gain(self) -> float | None:
+        """The paper's difference in points: its ``PrivateTest`` column, or ``accuracy`` where the paper names no
+        split (CL-ResNet50 Table 3); None when either row has no such number."""
+        better, base = self.paper_rows or (self.better, self.base)
+        a, b = get_recipe(better).paper_results, get_recipe(base).paper_results
+        key = next((k for k in ("PrivateTest", "accuracy") if k in a and k in b), None)
+        return None if key is None else a[key] - b[key]
+
+
+CLAIMS: dict[str, list[Claim]] = {}
+"""Each paper's claims (paper key -> claims), registered by its recipes module with :func:`register_claims`."""
+
+
+def register_claims(paper: str, *claims: Claim) -> tuple[Claim, ...]:
+    CLAIMS.setdefault(paper, []).extend(claims)
+    return claims
+
+
 class UnknownRecipeError(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])

@@ -21,7 +21,7 @@ stated either; compare with our macro F1 knowing that.
 from __future__ import annotations
 
 from ..criteria import CenterLossConfig, CrossEntropyConfig
-from .base import Budget, Recipe, register
+from .base import Budget, Claim, Recipe, register, register_claims
 
 PAPER = "cl-resnet50"
 CENTER = CenterLossConfig(lambda_=0.2, alpha=1.9)
@@ -58,3 +58,10 @@ register(Recipe(name="resnet50-random-64px", row=f"(CPU variant) ResNet50, rando
 register(Recipe(name="cl-resnet50-random-64px",
                 row=f"(CPU variant) CL-ResNet50, random init, {CPU_INPUT_SIZE} px (FER2013)",
                 criterion=CENTER, paper_results={}, **_CPU))
+
+CLAIMS = register_claims(
+    PAPER,
+    Claim("center loss (λ 0.2, α 1.9)", "cl-resnet50", "resnet50", table="Table 3 (FER2013)"),
+    Claim("center loss (λ 0.2, α 1.9)", "cl-resnet50-random-64px", "resnet50-random-64px",
+          paper_rows=("cl-resnet50", "resnet50"), table=f"Table 3, CPU variants (random init, {CPU_INPUT_SIZE} px)"))
+"""Table 3's claim on FER2013 (CL-ResNet50 over ResNet50), and the same on the CPU variants."""

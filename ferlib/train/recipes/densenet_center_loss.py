@@ -14,7 +14,7 @@ rates", derives and tests this reading).
 from __future__ import annotations
 
 from ..criteria import CenterLossConfig, CrossEntropyConfig
-from .base import Budget, Recipe, register
+from .base import Budget, Claim, Recipe, register, register_claims
 
 PAPER = "densenet-cl"
 CENTER = CenterLossConfig(lambda_=0.05, alpha=0.5, center_term_lr=1e-3)
@@ -42,3 +42,7 @@ for _model, (_title, _plain, _center) in TABLE_II.items():
                     paper_results=_paper(_plain), **_common))
     register(Recipe(name=f"{_model}-center", row=f"Table II: {_title} + center loss", criterion=CENTER,
                     paper_results=_paper(_center), **_common))
+
+CLAIMS = register_claims(PAPER, *(Claim(f"center loss ({title})", f"{model}-center", model, table="Table II")
+                                  for model, (title, _plain, _center) in TABLE_II.items()))
+"""Table II's claim, one pair per network: + center loss against softmax alone."""

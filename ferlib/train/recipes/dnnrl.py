@@ -52,7 +52,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..criteria import CrossEntropyConfig, ExponentialTripletConfig, TripletConfig
-from .base import RECIPES, Budget, Recipe, register
+from .base import RECIPES, Budget, Claim, Recipe, register, register_claims
 
 PAPER = "dnnrl"
 
@@ -91,3 +91,13 @@ for _name in TABLE_2:
         input_size=CPU_INPUT_SIZE, model_kwargs={**_paper.model_kwargs, "input_size": CPU_INPUT_SIZE},
         augment_kwargs={"out_size": CPU_INPUT_SIZE}, paper_results={},
         notes=f"not a paper row: Table 2's recipe at {CPU_INPUT_SIZE} px for a CPU budget"))
+
+_CHANGES = (("T-DNN − DNN: FaceNet's triplet loss + k-NN vs softmax", "dnnrl-t-dnn", "dnnrl-dnn"),
+            ("DNNRL − DNN: the exponential triplet loss + k-NN vs softmax", "dnnrl", "dnnrl-dnn"),
+            ("DNNRL − T-DNN: the exponential vs the hinge triplet loss", "dnnrl", "dnnrl-t-dnn"))
+CLAIMS = register_claims(PAPER, *(Claim(what, better, base, table="Table 2") for what, better, base in _CHANGES))
+"""Table 2's ordering, DNNRL > T-DNN > DNN, as three differences."""
+CPU_CLAIMS = register_claims(PAPER, *(
+    Claim(what, f"{better}-{CPU_INPUT_SIZE}px", f"{base}-{CPU_INPUT_SIZE}px", paper_rows=(better, base),
+          table=f"Table 2, CPU variants at {CPU_INPUT_SIZE} px") for what, better, base in _CHANGES))
+"""The same differences on the CPU variants, beside the paper's."""
