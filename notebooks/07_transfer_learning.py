@@ -54,7 +54,7 @@ from ferlib.data.discovery import load_fer2013
 from ferlib.data.normalize import MeanCentering
 from ferlib.data.transforms import PRESETS
 from ferlib.evaluate.metrics import accuracy_standard_error
-from ferlib.evaluate.wording import difference_phrase
+from ferlib.evaluate.wording import difference_phrase, evidence_phrase
 from ferlib.features import EMONET_HOG_LENGTH, LANDMARKS_LENGTH, emonet_bovw_features
 from ferlib.jobs import frozen_features as ff
 from ferlib.jobs import tables
@@ -963,8 +963,7 @@ def finetuned_effect(better, base, what, where):
     g = tables.gain(better, base)
     if g is None:
         return f"- **{what}** ({where}): not yet run ({finetune_command(better)}; {finetune_command(base)})."
-    verdict = ("within two standard errors of no change: no evidence either way" if abs(g["z"]) < 2 else
-               "more than two standard errors")
+    verdict = evidence_phrase(g["difference"], g["se"])
     return (f"- **{what}** ({where}) {'adds' if g['difference'] > 0 else 'costs'} {abs(g['difference']):.1f} ± "
             f"{g['se']:.1f} points on PrivateTest, fine-tuned ({better} − {base}; {verdict}).")
 

@@ -154,3 +154,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_serving(server, url: str, *, timeout_s: float, what: str, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers; fail the test (killing ``server``) if ``server`` exits or ``timeout_s`` passes."""
+    import time
+    import urllib.request
+
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail(f"{what} did not start" + (": " + log.read_text()[-2000:] if log else ""))
+            time.sleep(0.2)

@@ -19,10 +19,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, wait_until_serving
 
 from ferlib import book
 from ferlib.bibliography import PAPERS, SOURCE_PAPERS
@@ -43,16 +42,7 @@ def site(browser, tmp_path_factory):
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                "--directory", str(html)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/index.html", timeout=5)
-            break
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("python -m http.server did not start")
-            time.sleep(0.2)
+    wait_until_serving(server, f"{base}/index.html", timeout_s=30, what="python -m http.server")
     yield base
     server.terminate()
     server.wait(timeout=30)

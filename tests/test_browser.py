@@ -14,11 +14,10 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port  # the browser fixture (Chromium through Playwright) is conftest's too
+from conftest import free_port, wait_until_serving  # the browser fixture (Chromium through Playwright) is conftest's too
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ALL = "window.jupyterapp.commands.execute('notebook:run-all-cells')"
@@ -42,16 +41,7 @@ def lab(tmp_path_factory):
     log = open(work / "server.log", "w")
     server = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token=t", timeout=5)
-            break
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("JupyterLab did not start: " + (work / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
+    wait_until_serving(server, f"{base}/api/status?token=t", timeout_s=90, what="JupyterLab", log=work / "server.log")
     yield base
     server.terminate()
     try:

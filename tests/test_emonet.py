@@ -256,11 +256,17 @@ def test_bovw_recipe_trains_checkpoints_and_ensembles(synthetic, monkeypatch):
     from ferlib.train.recipes import EnsembleRecipe
     from ferlib.train.results import run_recipe
 
+    from ferlib.features import side_inputs as si
+
     recipes = [_smoke(bovw=b, epochs=2) for b in (False, True)]
     for r in recipes:
         monkeypatch.setitem(RECIPES, r.name, r)
+    bars, side_inputs_for = [], si.side_inputs_for
+    monkeypatch.setattr(si, "side_inputs_for", lambda *a, progress=None, **k: bars.append(progress)
+                        or side_inputs_for(*a, progress=progress, **k))
     results = [run_recipe(r, dataset=synthetic, profile="quick", device="cpu", precision="fp32", progress=False)
                for r in recipes]
+    assert bars and all(b is False for b in bars), bars  # a quiet run (train --quiet) shows no landmark / BOVW progress bar
     res = results[1]
     assert res["model_weights_file"]["source"] == "random-init" and res["model_weights"] == "random-init"
     assert [h["lr"] for h in res["history"]] == [1e-3, 1e-3]  # Adam's rate, then SGD's

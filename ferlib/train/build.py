@@ -150,7 +150,7 @@ def build_run(recipe: Recipe, data: PreparedData, *, profile: str, seed: int = 0
         raise ValueError(f"recipe {recipe.name!r} (a frozen phase or side inputs) is not supported under torchrun in "
                          f"ferlib; train it in one process")
     batch_size = recipe.batch_size if minutes else recipe.batch_size_for(profile)
-    train_source, val_source, test_source = _sources(recipe, data, p, batch_size, seed, group)
+    train_source, val_source, test_source = _sources(recipe, data, p, batch_size, seed, group, progress)
     schedule_name = budget_schedule(recipe.schedule) if minutes else recipe.schedule
     schedule = _schedule(schedule_name, recipe, p, len(train_source), None if minutes else profile)
     budget = _budget(recipe, data, minutes, started)
@@ -185,13 +185,14 @@ def _schedule(name: str, recipe: Recipe, p: "ModelParts", steps_per_epoch: int, 
                               fine_tune=fine_tune, steps_per_epoch=steps_per_epoch)
 
 
-def side_inputs(names, split) -> dict | None:
-    """The per-sample side inputs ``names`` of a split (computed once per data set and cached), or None."""
+def side_inputs(names, split, progress: bool | None = None) -> dict | None:
+    """The per-sample side inputs ``names`` of a split (computed once per data set and cached), or None.
+    ``progress``: the bar of a first computation (None: shown for large splits; ``train --quiet``: False)."""
     if not names:
         return None
     from ..features.side_inputs import side_inputs_for
 
-    return side_inputs_for(names, split)
+    return side_inputs_for(names, split, progress=progress)
 
 
 def _check_compile(compile: bool, device: torch.device, group) -> None:
@@ -235,23 +236,24 @@ def _model_parts(recipe: Recipe, data: PreparedData, device: torch.device, chann
                       tuple(getattr(model, "side_inputs", ())))
 
 
-def _eval_source(split, p: ModelParts, recipe: Recipe) -> DeviceBatchSource:
+def _eval_source(split, p: ModelParts, recipe: Recipe, progress: bool | None = None) -> DeviceBatchSource:
     return DeviceBatchSource.for_eval(split.pixels, split.labels, batch_size=max(256, recipe.batch_size),
-                                      augment=p.augment, extra=side_inputs(p.side_inputs, split), **p.common)
+                                      augment=p.augment, extra=side_inputs(p.side_inputs, split, progress), **p.common)
 
 
-def _sources(recipe: Recipe, data: PreparedData, p: ModelParts, batch_size: int, seed: int, group):
+def _sources(recipe: Recipe, data: PreparedData, p: ModelParts, batch_size: int, seed: int, group, progress: bool):
     """Training (this rank's slice of each global batch under torchrun), PublicTest and PrivateTest.
 
     Side inputs (EmoNet's BOVW) are computed once per split; the model's standardiser is fitted on Training's."""
     shard = {"rank": group.rank, "world_size": group.world_size} if group else {}
-    train_side = side_inputs(p.side_inputs, data.train)
+    quiet = None if progress else False  # a quiet run shows no bar of the side inputs' first computation
+    train_side = side_inputs(p.side_inputs, data.train, quiet)
     if train_side is not None:
         p.model.fit_side_inputs(train_side)
     train = DeviceBatchSource(data.train.pixels, data.train.labels, batch_size=batch_size, augment=p.augment,
                               shuffle=True, seed=seed, drop_last=recipe.drop_last, sampler=recipe.sampler,
                               extra=train_side, **p.common, **shard)
-    return train, _eval_source(data.val, p, recipe), _eval_source(data.test, p, recipe)
+    return train, _eval_source(data.val, p, recipe, quiet), _eval_source(data.test, p, recipe, quiet)
 
 
 def _budget(recipe: Recipe, data: PreparedData, minutes: float | None, started: float | None) -> TimeBudget | None:
