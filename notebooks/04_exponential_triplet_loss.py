@@ -828,6 +828,15 @@ if dnn.n and (dnn.results[0].get("knn") or {}).get("PrivateTest"):
         f"PublicTest) scores {knn_acc:.1f} % on PrivateTest, "
         + difference_phrase(knn_acc, head, whose="its softmax head's") + " — so a gap between DNN and DNNRL is "
         "not the k-NN readout's doing alone.")
+for name in ("dnnrl-t-dnn-64px", "dnnrl-64px"):
+    runs_ = cpu_runs[name]
+    if runs_.n:
+        h = runs_.results[0]["history"]
+        active = h[-1].get("train_terms", {}).get("active_fraction")
+        verdicts = (verdicts or "") + (
+            f"\n- **How far {name}'s loss moved**: training loss {h[0]['train_loss']:.4f} in epoch 1, "
+            f"{h[-1]['train_loss']:.4f} in epoch {len(h)} (validation {h[0]['val_loss']:.4f} → {h[-1]['val_loss']:.4f})"
+            + (f"; {100 * active:.0f} % of the mined triplets still active" if active is not None else "") + ".")
 display(Markdown(verdicts or "*No pair of the 64-px rows has a real run yet: the commands are above.*"))
 
 # %% [markdown]
