@@ -798,6 +798,27 @@ for name in ("resnet50-random-64px", "cl-resnet50-random-64px"):
     else:
         print(f"{name}: not yet run (python -m ferlib train {name} --minutes 40 --threads 1 --seed 0)")
 display(Markdown(tables.claims_verdicts(cl_pair) or "*The CPU pair has not been run here yet: the commands are above.*"))
+cl_run = row_runs("cl-resnet50-random-64px")
+if cl_run.n:
+    r = cl_run.results[0]
+    terms = [h.get("train_terms", {}) for h in r["history"]]
+    if all("center" in t and "ce" in t for t in terms):
+        display(Markdown(
+            "**What the center term did in the CL run** (mean per batch, by epoch): center term "
+            + ", ".join(f"{t['center']:.3g}" for t in terms) + "; cross-entropy "
+            + ", ".join(f"{t['ce']:.3f}" for t in terms)
+            + f" (the cross-entropy of always predicting the class prior is about {float(-np.log(1 / 7)):.2f} at most). "
+            f"PrivateTest macro F1 {100 * r['metrics']['PrivateTest']['macro_f1']:.1f} %."))
+
+# %% [markdown]
+# **Reading the CPU pair.** From random initialisation the 2048-d features start far from
+# their centers, so the center term of the first epoch is large and, at λ = 0.2, outweighs
+# the cross-entropy: the cheapest way to lower it is to shrink every feature toward one point,
+# and a network whose features have collapsed cannot separate the classes — the cross-entropy
+# stays near the prior's and the predictions stay on one class (look at the macro F1). The
+# paper starts from ImageNet features that already separate faces, trains 50 epochs, and
+# its center loss then tightens clusters that exist. Question 10 asks how you would test that
+# explanation.
 
 # %% [markdown]
 # ## 8. Questions
@@ -824,6 +845,9 @@ display(Markdown(tables.claims_verdicts(cl_pair) or "*The CPU pair has not been 
 #    still converges on a fixed batch, and that α = 2.1 would not for large classes.
 # 9. t-SNE preserves neighbourhoods, not distances. Why report spread and distance in the
 #    original feature space rather than on the t-SNE map?
+# 10. The CPU pair's center-loss run never left one class (§7). Design two short runs that tell
+#     "the center term collapsed the features" from "the budget was too short": what would you
+#     change (λ, a warm-up of λ, the initialisation), and what would you measure in each epoch?
 #
 # ## 9. What goes wrong in practice
 #
