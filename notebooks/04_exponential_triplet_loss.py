@@ -848,7 +848,7 @@ display(Markdown(verdicts or "*No pair of the 64-px rows has a real run yet: the
 # fifth of the force it has in T-DNN, and the loss,
 # $e^{-\alpha r} \approx 1 - \alpha r$ for small $r$, sits just below 1 while the relative
 # distances grow slowly (the lines above). The paper trained up to 300 epochs under its
-# validation-loss rule; a budget of a dozen epochs tests what the loss buys *per minute*, which is
+# validation-loss rule; a budget of the epochs above tests what the loss buys *per minute*, which is
 # a different question from the one Table 2 answers. Question 9 below asks what you would change
 # to make the comparison fairer to DNNRL without leaving the paper's loss.
 

@@ -239,6 +239,8 @@ def claims_table(claims, *, split: str = "PrivateTest"):
 def claims_verdicts(table) -> str | None:
     """One Markdown bullet per claim of :func:`claims_table` that has runs: ours with its standard error, beside
     the paper's difference, and what it is evidence of; None when no claim has runs yet."""
+    import pandas as pd
+
     from ..evaluate.wording import difference_phrase, evidence_phrase
 
     lines = []
@@ -249,7 +251,7 @@ def claims_verdicts(table) -> str | None:
         ours, se = row["ours (points)"], row["± SE"]
         paper = row["paper (points)"]
         beside = ("; " + difference_phrase(ours, paper, whose="the paper's", suffix=" points", digits=2)
-                  if paper is not None and not (isinstance(paper, float) and math.isnan(paper)) else "")
+                  if pd.notna(paper) else "")
         lines.append(f"- **{what}** ({row['rows']}, {row['budget']}): ours {ours:+.2f} ± {se:.2f} points{beside} "
                      f"— {evidence_phrase(ours, se)}.")
     return "\n".join(lines) or None

@@ -246,14 +246,14 @@ def _sources(recipe: Recipe, data: PreparedData, p: ModelParts, batch_size: int,
 
     Side inputs (EmoNet's BOVW) are computed once per split; the model's standardiser is fitted on Training's."""
     shard = {"rank": group.rank, "world_size": group.world_size} if group else {}
-    quiet = None if progress else False  # a quiet run shows no bar of the side inputs' first computation
-    train_side = side_inputs(p.side_inputs, data.train, quiet)
+    bar = None if progress else False  # a quiet run shows no bar of the side inputs' first computation
+    train_side = side_inputs(p.side_inputs, data.train, bar)
     if train_side is not None:
         p.model.fit_side_inputs(train_side)
     train = DeviceBatchSource(data.train.pixels, data.train.labels, batch_size=batch_size, augment=p.augment,
                               shuffle=True, seed=seed, drop_last=recipe.drop_last, sampler=recipe.sampler,
                               extra=train_side, **p.common, **shard)
-    return train, _eval_source(data.val, p, recipe, quiet), _eval_source(data.test, p, recipe, quiet)
+    return train, _eval_source(data.val, p, recipe, bar), _eval_source(data.test, p, recipe, bar)
 
 
 def _budget(recipe: Recipe, data: PreparedData, minutes: float | None, started: float | None) -> TimeBudget | None:
