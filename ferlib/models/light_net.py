@@ -86,14 +86,17 @@ class LightNet(nn.Module):
         in_channels: 1 (grey face; the front layer computes ``channels``) or ``len(channels)``.
         channels: ``"O"``, ``"O+S"``, ``"O+L"`` or ``"O+S+L"``.
         feature_dim: the deep-feature layer's width (512 gives the paper's 0.36 M).
+        dropout: (after each block's pool, before the output layer); ``(0, 0)`` removes both
+            (``bench/light_net_start.py`` measures what they cost a short run).
 
     ``features`` maps a batch to the (B, ``feature_dim``) deep features; ``classifier`` is
     the output layer; ``forward_with_features(x) -> (logits, features)``.
     """
 
     def __init__(self, num_classes: int = 8, in_channels: int = 1, channels: str = "O",
-                 feature_dim: int = LIGHT_NET_FEATURES):
+                 feature_dim: int = LIGHT_NET_FEATURES, dropout: tuple[float, float] = LIGHT_NET_DROPOUT):
         super().__init__()
+        block_dropout, head_dropout = dropout
         self.channels = channel_set(channels)
         front, width = front_layer(self.channels, in_channels)
         first = LIGHT_NET_BLOCKS[0][0]
@@ -106,12 +109,12 @@ class LightNet(nn.Module):
                     continue  # the block's first layer is the standard convolution above
                 layers.append(DepthwiseSeparable(width, out))
                 width = out
-            layers += [nn.MaxPool2d(2, 2), nn.Dropout(LIGHT_NET_DROPOUT[0])]
+            layers += [nn.MaxPool2d(2, 2), nn.Dropout(block_dropout)]
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, feature_dim, bias=False),
                    nn.BatchNorm1d(feature_dim), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
         self.feature_dim: int = int(feature_dim)
-        self.head_dropout = nn.Dropout(LIGHT_NET_DROPOUT[1])
+        self.head_dropout = nn.Dropout(head_dropout)
         self.classifier = nn.Linear(feature_dim, num_classes)
         self.reset_parameters()
 
@@ -151,6 +154,7 @@ def light_net_parameter_count(num_classes: int = 8, channels: int = 1, feature_d
 
 
 def light_net(num_classes: int = 8, in_channels: int = 1, channels: str = "O",
-              feature_dim: int = LIGHT_NET_FEATURES) -> LightNet:
+              feature_dim: int = LIGHT_NET_FEATURES, dropout: tuple[float, float] = LIGHT_NET_DROPOUT) -> LightNet:
     """The reconstructed light network of Sobel-Laplacian-CL Table II with the input channels ``channels``."""
-    return LightNet(num_classes=num_classes, in_channels=in_channels, channels=channels, feature_dim=feature_dim)
+    return LightNet(num_classes=num_classes, in_channels=in_channels, channels=channels, feature_dim=feature_dim,
+                    dropout=tuple(dropout))
