@@ -596,7 +596,12 @@ else:
     display(conv.set_index(["recipe", "seed"]))
     rising = int(conv["still rising at the end"].sum())
     display(Markdown(f"{rising} of {len(conv)} runs were still improving on PublicTest at their last epoch "
-                     f"(median {int(conv['epochs'].median())} epochs trained); the paper trains for 100."))
+                     f"(median {int(conv['epochs'].median())} epochs trained); the paper trains for 100."
+                     + (f" The same wall-clock budget bought between {conv['epochs'].min()} and {conv['epochs'].max()} "
+                        "epochs: the runs ran two at a time, side by side, over several sessions, on a machine whose "
+                        "speed varies between sessions — a budget buys the same compute within a pair and only "
+                        "about the same across pairs (which rows ran together: `results/README.md`)."
+                        if conv["epochs"].nunique() > 1 else "")))
     conv["λ"] = [recipe_lambda(get_recipe(name)) for name in conv["recipe"]]
     conv["left the majority class"] = conv["first epoch > epoch 1 + 1 point"].notna()
     by_lambda = conv.groupby("λ")["left the majority class"].agg(["sum", "count"])
