@@ -16,6 +16,18 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage"]
 
 
+def import_bench(name: str):
+    """A script of bench/ as a module: a plain import with bench/ kept on sys.path, so DataLoader workers can
+    unpickle bench classes under any multiprocessing start method."""
+    import importlib
+    import sys
+
+    bench = str(ROOT / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module(name)
+
+
 def real_data_dir() -> Path | None:
     """../shared/data beside the checkout (CI and developers), or $FERLIB_DATA_DIR if it has the array file."""
     for cand in (os.environ.get("FERLIB_DATA_DIR"), ROOT.parent / "shared" / "data"):

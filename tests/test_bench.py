@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import import_bench
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 @pytest.fixture(scope="module")
 def throughput():
-    # A plain import from bench/ (kept on sys.path) so DataLoader workers can unpickle
-    # bench classes under any multiprocessing start method.
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    import throughput
-
-    return throughput
+    return import_bench("throughput")
 
 
 TINY = ["--device", "cpu", "--synthetic", "--synthetic-per-class", "20", "--models", "tiny-densenet",
@@ -121,9 +113,7 @@ def test_time_to_accuracy_and_full_run_smoke(throughput, tmp_path, capsys):
 
 @pytest.mark.slow  # a process per path: ~20 s
 def test_cpu_paths_smoke(tmp_path, capsys):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    import cpu_paths
+    cpu_paths = import_bench("cpu_paths")
 
     out = tmp_path / "paths.json"
     common = ["--models", "tiny-densenet", "--batch", "4", "--steps", "1", "--threads", "1", "--out", str(out)]
@@ -145,11 +135,7 @@ def test_cpu_paths_smoke(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def precision_quality():
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    import precision_quality
-
-    return precision_quality
+    return import_bench("precision_quality")
 
 
 def _fake_run(precision, seed, accuracies, losses):

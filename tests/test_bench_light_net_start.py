@@ -3,23 +3,17 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import import_bench
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 @pytest.fixture(scope="module")
 def light_net_start():
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    import light_net_start
-
-    return light_net_start
+    return import_bench("light_net_start")
 
 
 def test_light_net_dropout_argument_reaches_every_dropout():
