@@ -619,7 +619,8 @@ else:
 # there, the training loss is close to the entropy of the class frequencies — what predicting the
 # frequencies alone scores. `bench/light_net_start.py` trains `light-base-sl`'s own pipeline on
 # a subset of FER+ for a few epochs, changing one thing per arm with the same seed (float32,
-# no augmentation, no dropout, a 10× learning rate). The committed run:
+# no augmentation, no dropout, a 10× learning rate). The committed run has every arm but float32
+# (an earlier, unrecorded ad-hoc run found its curve the same as bf16's; `--arms base,fp32` measures it):
 
 # %%
 START = paths.results_dir() / "bench_light_net_start.json"
