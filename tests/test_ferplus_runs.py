@@ -13,7 +13,7 @@ from ferlib.train.recipes import Claim
 
 
 def write_result(root, recipe, seed, accuracy, *, budget="20min-cpu-2threads", n=3152, recall=None, own=False,
-                 synthetic=False):
+                 synthetic=False, history=None):
     folder = root / ("local" if own else "") / "budget"
     folder.mkdir(parents=True, exist_ok=True)
     recall = recall or {c: accuracy for c in FERPLUS_CLASSES}
@@ -22,6 +22,7 @@ def write_result(root, recipe, seed, accuracy, *, budget="20min-cpu-2threads", n
                                      for c in FERPLUS_CLASSES}} for split in ("PublicTest", "PrivateTest")}
     name = f"{recipe}-{budget}{'-synthetic' if synthetic else ''}{f'-seed{seed}' if seed else ''}.json"
     (folder / name).write_text(json.dumps({"recipe": recipe, "seed": seed, "metrics": metrics, "epochs_run": 7,
+                                           "history": history or [],
                                            "synthetic": synthetic, "profile": "budget",
                                            "budget": {"kind": "wall-clock", "minutes": 20},
                                            "provenance": {"device": "cpu", "device_name": "test CPU"}}))
@@ -157,3 +158,20 @@ def test_convergence_says_when_a_run_left_the_majority_class_and_whether_the_bud
     row = c.loc["light-base-sl"]
     assert row["epochs"] == 5 and row["first epoch > epoch 1 + 1 point"] == 4 and row["still rising at the end"]
     assert row["PublicTest % kept"] == 45.0 and row["PublicTest % at epoch 1"] == 36.9
+
+
+def test_a_curve_reads_its_own_budget_only(results_root):
+    write_result(results_root, "light-base-sl", 0, 0.50, budget="30min-cpu-1thread")
+    write_result(results_root, "light-base-sl", 1, 0.52, budget="30min-cpu-1thread")
+    write_result(results_root, "light-base-sl", 0, 0.44, budget=fr.sweep_budget(),
+                 history=[{"val_accuracy": a} for a in (0.37, 0.37, 0.40, 0.45)])
+    write_result(results_root, "light-base-tl", 0, 0.35, budget="30min-cpu-1thread")
+    assert fr.sweep_budget() == "20min-cpu-1thread"
+    assert fr.row_runs("light-base-sl").budget == "30min-cpu-1thread"  # a Table II row: the largest budget
+    point = fr.sweep_runs("light-base-sl")
+    assert point.budget == "20min-cpu-1thread" and point.seeds == [0] and list(point.accuracies()) == [44.0]
+    missing = fr.sweep_runs("light-base-tl")  # run on another budget only: not a point of the curve
+    assert missing.n == 0 and missing.budget == "20min-cpu-1thread"
+    assert fr.train_command("light-base-tl", plan=fr.SWEEP_PLAN).endswith("--minutes 20 --seed 0 --threads 1")
+    starts = fr.convergence(["light-base-sl"], budget=fr.sweep_budget())
+    assert list(starts["epochs"]) == [4] and list(starts["first epoch > epoch 1 + 1 point"]) == [3]

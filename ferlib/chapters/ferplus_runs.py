@@ -19,13 +19,17 @@ light-network run) left every row predicting the majority class (neutral): the l
 tens of epochs before its rows differ.  At 30 minutes (9-10 epochs on one core of the shared 2-core
 Zen 4 machine) the first rows had just left it (PublicTest 36.9 % for 5-7 epochs, then 45-48 %):
 still far from converged, which the chapter says beside them."""
+SWEEP_PLAN = (20, 1)
+"""(minutes, threads) of one point of the λ sweep (Fig. 3, light network, face alone, seed 0): shorter than a
+Table II row so that the whole curve -- λ = 0 and five λ > 0, run two side by side on one day -- fits in an
+hour of the 2-core machine.  Every point shares this budget, so the curve reads only runs made on it."""
 SEEDS = (0, 1)
 """The seeds of each Table II row (Table I's VGG13 rows: seed 0)."""
 
 
-def train_command(recipe: str, seed: int = 0, *, publish: bool = False) -> str:
-    """The one command that makes a row's run (on the equal budget of its network)."""
-    minutes, threads = RUN_PLAN[get_recipe(recipe).model]
+def train_command(recipe: str, seed: int = 0, *, publish: bool = False, plan: tuple[int, int] | None = None) -> str:
+    """The one command that makes a row's run (on the equal budget of its network, or on ``plan``)."""
+    minutes, threads = plan or RUN_PLAN[get_recipe(recipe).model]
     return (f"python -m ferlib train {recipe} --minutes {minutes} --seed {seed} --threads {threads}"
             + (" --publish" if publish else ""))
 
@@ -55,3 +59,16 @@ def table(names, *, own: bool = True, split: str = "PrivateTest"):
     if "seeds" in out:
         out["seeds"] = out["seeds"].astype("Int64")  # a count, also beside rows not yet run
     return out
+
+
+def sweep_budget() -> str:
+    """The budget tag every point of the λ curve is read at (:data:`SWEEP_PLAN`)."""
+    from ..runs import budget_tag
+
+    minutes, threads = SWEEP_PLAN
+    return budget_tag(minutes, "cpu", threads)
+
+
+def sweep_runs(recipe: str, *, own: bool = True) -> RowRuns:
+    """The runs of one λ-curve point on the sweep's budget (a Table II row's 30-minute runs are not points)."""
+    return row_runs(recipe, own=own, budget=sweep_budget())

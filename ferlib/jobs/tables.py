@@ -166,12 +166,13 @@ class RowRuns:
                 f"{'/'.join(map(str, epochs))} epochs, {who}")
 
 
-def row_runs(recipe: str, *, own: bool = True) -> RowRuns:
-    """The seeds of ``recipe`` on its largest real budget (a quick or synthetic run is never a row)."""
+def row_runs(recipe: str, *, own: bool = True, budget: str | None = None) -> RowRuns:
+    """The seeds of ``recipe`` on its largest real budget, or on ``budget`` (a tag such as ``20min-cpu-1thread``)
+    when given -- a curve whose points must share one budget (a quick or synthetic run is never a row)."""
     found = [r for r in find_runs(recipe, synthetic=False, seed=None, own=own)
-             if r.results_path is not None and r.key.budget != "quick"]
+             if r.results_path is not None and r.key.budget != "quick" and budget in (None, r.key.budget)]
     if not found:
-        return RowRuns(recipe)
+        return RowRuns(recipe, budget)
     budget = max(found, key=lambda r: r.key.size).key.budget
     out = RowRuns(recipe, budget)
     for r in sorted((r for r in found if r.key.budget == budget), key=lambda r: (r.key.seed, r.origin != "kit")):
@@ -185,15 +186,16 @@ def row_runs(recipe: str, *, own: bool = True) -> RowRuns:
     return out
 
 
-def convergence(names, *, own: bool = True):
-    """One row per real run of ``names``: epochs trained, the epoch kept (best PublicTest), the first epoch
-    whose PublicTest accuracy left the majority-class level, and whether it was still rising at the end
-    (the kept epoch is the last: the budget, not the network, ended the run) -- pandas DataFrame."""
+def convergence(names, *, own: bool = True, budget: str | None = None):
+    """One row per real run of ``names`` (on ``budget`` when given, as :func:`row_runs`): epochs trained, the
+    epoch kept (best PublicTest), the first epoch whose PublicTest accuracy left the majority-class level, and
+    whether it was still rising at the end (the kept epoch is the last: the budget, not the network, ended the
+    run) -- pandas DataFrame."""
     import pandas as pd
 
     rows = []
     for name in names:
-        runs_ = row_runs(name, own=own)
+        runs_ = row_runs(name, own=own, budget=budget)
         for seed, r in zip(runs_.seeds, runs_.results):
             curve = [h["val_accuracy"] for h in r.get("history", [])]
             if not curve:
