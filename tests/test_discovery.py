@@ -49,6 +49,24 @@ def test_kit_data_folder_found_from_a_notebook_folder(tiny_csv, empty_cwd, monke
     assert loc.chosen_by == "./data" and loc.fer2013 == kit / "data" / "fer2013.csv"
 
 
+def test_a_relative_env_folder_set_in_the_kit_holds_in_a_notebook_folder(tiny_csv, empty_cwd, monkeypatch):
+    """FERLIB_DATA_DIR=shared/data set in the kit's folder; nbval's kernels start in notebooks/."""
+    path, _ = tiny_csv
+    kit = empty_cwd / "kit"
+    (kit / "shared" / "data").mkdir(parents=True)
+    (kit / "notebooks").mkdir()
+    (kit / "shared" / "data" / "fer2013.csv").write_bytes(path.read_bytes())
+    monkeypatch.setattr("ferlib.paths.kit_root", lambda: kit)
+    monkeypatch.chdir(kit / "notebooks")
+    monkeypatch.setenv("FERLIB_DATA_DIR", "shared/data")
+    loc = locate_data()
+    assert loc.chosen_by == "FERLIB_DATA_DIR" and loc.fer2013 == kit / "shared" / "data" / "fer2013.csv"
+    monkeypatch.setenv("FERLIB_DATA_DIR", "elsewhere/data")  # in neither place: says where it looked
+    with pytest.raises(DataNotFoundError, match=r"does not exist \(a relative path is looked for from the current "
+                                                r"folder, .*notebooks, and from the kit's root"):
+        locate_data()
+
+
 def test_synthetic_fallback_is_announced(empty_cwd, capsys):
     assert locate_data().synthetic
     ds = load_fer2013(synthetic_per_class=20)

@@ -75,6 +75,16 @@ def default_data_dir() -> Path | None:
     return None
 
 
+def env_data_dir(value: str) -> Path:
+    """``FERLIB_DATA_DIR`` as a folder: a relative path from the current folder, or else from the kit's root --
+    set in the kit's folder (``FERLIB_DATA_DIR=../shared/data``), it still holds in a notebook's kernel, which
+    starts in ``notebooks/`` (as :func:`default_data_dir` finds the kit's ``data/``)."""
+    folder = Path(value).expanduser()
+    if not folder.is_absolute() and not folder.exists() and (paths.kit_root() / folder).exists():
+        return paths.kit_root() / folder
+    return folder
+
+
 def _find_in(folder: Path) -> tuple[Path | None, str]:
     if folder.is_file():
         name = folder.name.lower()
@@ -107,13 +117,15 @@ def locate_data(data_dir: str | Path | None = None) -> DataLocation:
     if data_dir is not None:
         folder, chosen_by = Path(data_dir).expanduser(), "argument"
     elif os.environ.get(DATA_ENV):
-        folder, chosen_by = Path(os.environ[DATA_ENV]).expanduser(), DATA_ENV
+        folder, chosen_by = env_data_dir(os.environ[DATA_ENV]), DATA_ENV
     elif default_data_dir() is not None:
         folder, chosen_by = default_data_dir(), "./data"
     else:
         return DataLocation(None, "synthetic", None, "default")
     if not folder.exists():
-        raise DataNotFoundError(f"{folder} (from {chosen_by}) does not exist.\n{HOW_TO_GET_DATA}")
+        where = (f" (a relative path is looked for from the current folder, {Path.cwd()}, and from the kit's root, "
+                 f"{paths.kit_root()}: give an absolute path)" if chosen_by == DATA_ENV and not folder.is_absolute() else "")
+        raise DataNotFoundError(f"{folder} (from {chosen_by}) does not exist{where}.\n{HOW_TO_GET_DATA}")
     found, kind = _find_in(folder)
     if found is None:
         if chosen_by == "./data":
