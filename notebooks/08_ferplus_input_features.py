@@ -55,7 +55,7 @@ from ferlib.data.discovery import HOW_TO_GET_DATA, load_fer2013, locate_data
 from ferlib.data.ferplus import (FERPLUS_PROTOCOL, FERPLUS_SUSPECT_ROWS, FERPlusVotes, _relabel, ferplus_dataset,
                                  ferplus_labels, majority_without_outlier_removal, process_votes,
                                  read_ferplus_votes, synthetic_votes)
-from ferlib.evaluate.wording import difference_phrase
+from ferlib.evaluate.wording import difference_phrase, evidence_phrase
 from ferlib.features.edges import edge_channels
 from ferlib.jobs import tables
 from ferlib.losses.center import center_loss, center_update
@@ -692,7 +692,7 @@ for name in SWEEP_RECIPES:
     curve.append({"recipe": name, "λ": recipe_lambda(get_recipe(name)), "PrivateTest %": s["mean"],
                   "± SE": runs_.se() if runs_.n else None, "seeds": runs_.n,
                   "run": runs_.label() if runs_.n else f"not yet run: {fr.train_command(name, plan=fr.SWEEP_PLAN)}"})
-curve = pd.DataFrame(curve).set_index("recipe")
+curve = pd.DataFrame(curve).set_index("recipe").round({"PrivateTest %": 2, "± SE": 2})
 starts = fr.convergence(SWEEP_RECIPES, budget=SWEEP_BUDGET)
 if len(starts):
     curve = curve.join(starts.set_index("recipe")[["epochs", "first epoch > epoch 1 + 1 point", "PublicTest % kept"]])
@@ -718,16 +718,23 @@ else:
 plt.show()
 if len(positive):
     best = positive.loc[positive["PrivateTest %"].idxmax()]
-    display(Markdown(f"The best λ here is {best['λ']:g} ({best['PrivateTest %']:.1f} %), "
-                     + (difference_phrase(best["PrivateTest %"], base["PrivateTest %"], whose="softmax alone's")
-                        if (done["λ"] == 0).any() else "with no softmax-alone run to compare")
-                     + f"; the paper's λ for this row is {recipe_lambda(get_recipe('light-base-tl')):g}."))
+    if (done["λ"] == 0).any():
+        diff_se = float(np.hypot(best["± SE"], base["± SE"]))
+        versus = (difference_phrase(best["PrivateTest %"], base["PrivateTest %"], whose="softmax alone's")
+                  + f" (± {diff_se:.2f}: {evidence_phrase(best['PrivateTest %'] - base['PrivateTest %'], diff_se)}; "
+                  "and the best of several points is favoured by its selection)")
+    else:
+        versus = "with no softmax-alone run to compare"
+    display(Markdown(f"The best λ here is {best['λ']:g} ({best['PrivateTest %']:.1f} %), {versus}; the paper's λ "
+                     f"for this row is {recipe_lambda(get_recipe('light-base-tl')):g}. One seed per point: each "
+                     "± is the binomial standard error of one accuracy on the test faces, not a spread over seeds."))
 if "epochs" in done and done["epochs"].notna().any():
     timed = done[done["epochs"].notna()]
     left_at = timed["first epoch > epoch 1 + 1 point"]
     lams = lambda rows: ", ".join(f"{lam:g}" for lam in rows["λ"]) or "none"
     display(Markdown(
-        f"In {int(timed['epochs'].min())}–{int(timed['epochs'].max())} epochs ({SWEEP_BUDGET}), the runs that left "
+        f"In {'–'.join(dict.fromkeys(str(int(e)) for e in (timed['epochs'].min(), timed['epochs'].max())))} epochs "
+        f"({SWEEP_BUDGET}), the runs that left "
         f"the majority class: λ = {lams(timed[left_at.notna()])}"
         + (" (from epoch " + ", ".join(str(int(e)) for e in left_at.dropna()) + ")" if left_at.notna().any() else "")
         + f"; the runs that never did: λ = {lams(timed[left_at.isna()])}. A run that never left it scores the share "
