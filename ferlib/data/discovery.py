@@ -3,7 +3,8 @@
 Order of precedence (the first that is given wins):
 
 1. an explicit ``data_dir`` argument (``--data-dir`` on the CLI): a folder, or a file;
-2. the environment variable ``FERLIB_DATA_DIR``;
+2. the environment variable ``FERLIB_DATA_DIR`` (a relative path from the current folder, else from the
+   kit's root, so that one set in the kit's folder holds in a notebook's kernel too);
 3. a ``data`` folder, if it exists: ``./data`` in the current folder, else ``data/`` in
    the kit's root folder (beside ``ferlib/`` in a checkout) -- notebooks run with
    ``notebooks/`` as their current folder, and still find the kit's ``data/``;
