@@ -725,16 +725,15 @@ else:
 plt.show()
 if len(positive):
     best = positive.loc[positive["PrivateTest %"].idxmax()]
-    if (done["λ"] == 0).any():
-        diff_se = float(np.hypot(best["± SE"], base["± SE"]))
-        versus = (difference_phrase(best["PrivateTest %"], base["PrivateTest %"], whose="softmax alone's")
-                  + f" (± {diff_se:.2f}: {evidence_phrase(best['PrivateTest %'] - base['PrivateTest %'], diff_se)}; "
-                  "and the best of several points is favoured by its selection)")
-    else:
-        versus = "with no softmax-alone run to compare"
+    g = fr.gain(best.name, base.name, budget=SWEEP_BUDGET) if (done["λ"] == 0).any() else None
+    versus = ("with no softmax-alone run to compare" if g is None else
+              difference_phrase(best["PrivateTest %"], base["PrivateTest %"], whose="softmax alone's")
+              + f" (± {g['se']:.2f}: {evidence_phrase(g['difference'], g['se'])}; and the best of several points "
+              "is favoured by its selection)")
     display(Markdown(f"The best λ here is {best['λ']:g} ({best['PrivateTest %']:.1f} %), {versus}; the paper's λ "
-                     f"for this row is {recipe_lambda(get_recipe('light-base-tl')):g}. One seed per point: each "
-                     "± is the binomial standard error of one accuracy on the test faces, not a spread over seeds."))
+                     f"for this row is {recipe_lambda(get_recipe('light-base-tl')):g}."
+                     + (" One seed per point: each ± is the binomial standard error of one accuracy on the test faces, "
+                        "not a spread over seeds." if done["seeds"].max() == 1 else "")))
 if "epochs" in done and done["epochs"].notna().any():
     timed = done[done["epochs"].notna()]
     left_at = timed["first epoch > epoch 1 + 1 point"]

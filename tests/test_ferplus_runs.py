@@ -175,3 +175,12 @@ def test_a_curve_reads_its_own_budget_only(results_root):
     assert fr.train_command("light-base-tl", plan=fr.SWEEP_PLAN).endswith("--minutes 20 --seed 0 --threads 1")
     starts = fr.convergence(["light-base-sl"], budget=fr.sweep_budget())
     assert list(starts["epochs"]) == [4] and list(starts["first epoch > epoch 1 + 1 point"]) == [3]
+
+
+def test_gain_on_one_budget(results_root):
+    write_result(results_root, "light-base-sl", 0, 0.50, budget="30min-cpu-1thread")
+    write_result(results_root, "light-base-sl", 0, 0.40, budget="20min-cpu-1thread")
+    write_result(results_root, "light-base-tl-lambda0.01", 0, 0.43, budget="20min-cpu-1thread")
+    g = fr.gain("light-base-tl-lambda0.01", "light-base-sl", budget="20min-cpu-1thread")
+    assert g["difference"] == pytest.approx(3.0) and g["budgets"] == ("20min-cpu-1thread", "20min-cpu-1thread")
+    assert fr.gain("light-base-tl-lambda0.01", "light-base-sl")["budgets"][1] == "30min-cpu-1thread"

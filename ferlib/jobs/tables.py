@@ -209,9 +209,10 @@ def convergence(names, *, own: bool = True, budget: str | None = None):
     return pd.DataFrame(rows)
 
 
-def gain(better: str, base: str, *, split: str = "PrivateTest") -> dict | None:
-    """``better`` minus ``base`` in points, with the standard error of the difference; None if either has no run."""
-    a, b = row_runs(better), row_runs(base)
+def gain(better: str, base: str, *, split: str = "PrivateTest", budget: str | None = None) -> dict | None:
+    """``better`` minus ``base`` in points, with the standard error of the difference (both on ``budget`` when
+    given, as :func:`row_runs`); None if either has no run."""
+    a, b = row_runs(better, budget=budget), row_runs(base, budget=budget)
     if not a.n or not b.n:
         return None
     diff = a.summary(split)["mean"] - b.summary(split)["mean"]
