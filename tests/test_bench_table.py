@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -20,8 +21,12 @@ def _bench_file(tmp_path, paths_):
 
 def test_ratios_are_to_the_same_models_fp32_path(tmp_path):
     path = _bench_file(tmp_path, {"fp32": {"images_per_s": 50.0, "fraction_of_peak": 0.5},
-                                  "bf16+cl": {"images_per_s": 160.0, "fraction_of_peak": 0.4}})
+                                  "bf16+cl": {"images_per_s": 160.0, "fraction_of_peak": 0.4,
+                                              "rounds": [171.0, 150.0, 160.0]}})
     t = tables.bench_table(path)
+    assert (t.loc[("vgg13-o-sl", 2, "bf16+cl"), "slowest round"], t.loc[("vgg13-o-sl", 2, "bf16+cl"), "fastest round"]) \
+        == (150.0, 171.0)
+    assert math.isnan(t.loc[("vgg13-o-sl", 2, "fp32"), "slowest round"])  # no rounds recorded: missing, not 0
     assert t.loc[("vgg13-o-sl", 2, "bf16+cl"), "× fp32"] == pytest.approx(3.2)
     assert t.loc[("vgg13-o-sl", 2, "fp32"), "× fp32"] == 1.0
     assert t.loc[("vgg13-o-sl", 2, "bf16+cl"), "fraction of matmul peak"] == 0.4
@@ -34,3 +39,11 @@ def test_no_fp32_path_gives_no_ratio_and_a_missing_file_gives_none(tmp_path):
     t = tables.bench_table(_bench_file(tmp_path, {"bf16": {"images_per_s": 10.0}}))
     assert t.loc[("vgg13-o-sl", 2, "bf16"), "× fp32"] is None
     assert tables.bench_table(tmp_path / "absent.json") is None
+
+
+def test_the_bf16_bound_is_the_peak_ratio_over_fp32s_share_of_its_peak(tmp_path):
+    # peaks 100 / 400 GFLOP/s: bf16 could be 4x fp32 at most if fp32 ran at its peak; at half of it, 8x
+    path = _bench_file(tmp_path, {"fp32": {"images_per_s": 50.0, "fraction_of_peak": 0.5},
+                                  "bf16+cl": {"images_per_s": 160.0, "fraction_of_peak": 0.4}})
+    assert tables.bf16_bound(path) == {("vgg13-o-sl", 2): pytest.approx(8.0)}
+    assert tables.bf16_bound(_bench_file(tmp_path, {"bf16": {"images_per_s": 10.0}})) == {}  # no fp32 arm

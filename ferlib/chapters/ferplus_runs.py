@@ -20,9 +20,10 @@ tens of epochs before its rows differ.  At 30 minutes (9-10 epochs on one core o
 Zen 4 machine) the first rows had just left it (PublicTest 36.9 % for 5-7 epochs, then 45-48 %):
 still far from converged, which the chapter says beside them."""
 SWEEP_PLAN = (20, 1)
-"""(minutes, threads) of one point of the λ sweep (Fig. 3, light network, face alone, seed 0): shorter than a
-Table II row so that the whole curve -- λ = 0 and five λ > 0, run two side by side on one day -- fits in an
-hour of the 2-core machine.  Every point shares this budget, so the curve reads only runs made on it."""
+"""(minutes, threads) of one run of the λ sweep (Fig. 3, light network, face alone): shorter than a Table II
+row so that one seed of the whole curve -- λ = 0 and the λ > 0 points, run two side by side on one day -- fits
+in about an hour of the 2-core machine.  Every point shares this budget, so the curve reads only runs made on
+it; a point is the mean over its seeds."""
 SEEDS = (0, 1)
 """The seeds of each Table II row (Table I's VGG13 rows: seed 0)."""
 

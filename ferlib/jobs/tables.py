@@ -263,8 +263,9 @@ def claims_verdicts(table) -> str | None:
 def bench_table(path: str | Path):
     """A ``bench/cpu_paths.py`` results file as a table (pandas DataFrame), or None when the file is missing.
 
-    One row per (model, threads, path): training images/s (the median over the bench's rounds), the
-    ratio to the same model's ``fp32`` path measured in the same run, and the fraction of the
+    One row per (model, threads, path): training images/s (the median over the bench's rounds, and the
+    slowest and fastest round: a wide range says the machine was busy), the ratio to the same model's
+    ``fp32`` path measured in the same run, and the fraction of the
     matrix-product peak of that precision (also measured in the same run).  Ratios, not seconds:
     the CPU differs between machines and days, the ratio of two paths timed side by side much less.
     """
@@ -281,12 +282,35 @@ def bench_table(path: str | Path):
             for name, m in paths_.items():
                 if not isinstance(m, dict) or "images_per_s" not in m:
                     continue
+                rounds = m.get("rounds") or []
                 rows.append({"model": model, "threads": int(threads), "path": name,
                              "images/s": round(m["images_per_s"], 1),
+                             "slowest round": round(min(rounds), 1) if rounds else None,
+                             "fastest round": round(max(rounds), 1) if rounds else None,
                              "× fp32": round(m["images_per_s"] / base, 2) if base else None,
                              "fraction of matmul peak": (round(m["fraction_of_peak"], 2)
                                                          if m.get("fraction_of_peak") is not None else None)})
     return pd.DataFrame(rows).set_index(["model", "threads", "path"])
+
+
+def bf16_bound(path: str | Path) -> dict:
+    """The largest bf16 / fp32 step ratio a ``bench/cpu_paths.py`` file's own matrix-product peaks allow.
+
+    Per (model, threads): if the fp32 step already runs at a fraction f of the fp32 matmul peak P32,
+    a bf16 step running at the bf16 peak P16 would be (P16 / P32) / f times as fast, and no faster.
+    A bound from the same run's peaks, not a law: the peak is that of one large matrix product, and a
+    well-tiled convolution can come out slightly above it (a fraction above 1).  Where the bound is
+    below a speed-up target, the CPU, not the code, is what falls short.
+    """
+    data = load_results(path)
+    bounds = {}
+    for model, by_threads in data["models"].items():
+        for threads, paths_ in by_threads.items():
+            peak = data.get("matmul_peak_gflops", {}).get(str(threads)) or {}
+            fraction = (paths_.get("fp32") or {}).get("fraction_of_peak")
+            if fraction and peak.get("fp32") and peak.get("bf16"):
+                bounds[(model, int(threads))] = peak["bf16"] / peak["fp32"] / fraction
+    return bounds
 
 
 def bench_label(path: str | Path) -> str:
