@@ -782,6 +782,21 @@ if len(positive):
                         "not a spread over seeds." if done["seeds"].max() == 1 else
                         " Where a point has several seeds its ± is the standard error over them; where one, the "
                         "binomial standard error of one accuracy on the test faces.")))
+    if (done["λ"] == 0).any():
+        by_seed = {name: dict(zip(r.seeds, r.accuracies())) for name, r in
+                   ((n, fr.sweep_runs(n)) for n in (best.name, base.name))}
+        shared = sorted(set(by_seed[best.name]) & set(by_seed[base.name]))
+        if len(shared) > 1:
+            d = {s: by_seed[best.name][s] - by_seed[base.name][s] for s in shared}
+            same_sign = len({np.sign(x) for x in d.values()}) == 1
+            display(Markdown(
+                f"Seed by seed (one seed: the same initialisation and batch order in both arms), λ = {best['λ']:g} "
+                "minus softmax alone on PrivateTest: " + ", ".join(f"seed {s}: {x:+.1f}" for s, x in d.items())
+                + (" points — the same sign on every seed, but its size differs more than twofold between seeds: "
+                   "read the mean and its standard error, not one seed." if same_sign
+                   and max(map(abs, d.values())) > 2 * min(map(abs, d.values())) else
+                   " points — the same sign on every seed." if same_sign else
+                   " points — the sign changes between seeds: the gap is the noise the standard error warned of.")))
 if len(starts):
     by_lambda = starts.groupby("λ").agg(left=("left at", lambda e: int((e != "never").sum())), runs=("left at", "size"),
                                         at=("left at", lambda e: ", ".join(x for x in e if x != "never")))

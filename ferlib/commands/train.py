@@ -171,8 +171,9 @@ def add_commands(sub) -> None:
     t.add_argument("--face-filter", metavar="RULE", help="EmoNet's face filter on Training: drop faces in which "
                    "OpenCV and/or dlib do not find exactly one face (opencv, dlib, both, either; PublicTest and "
                    "PrivateTest are kept whole); the run is named RECIPE-face-filter-RULE")
-    t.add_argument("--compile", action="store_true", help="torch.compile the training forward: about 1.3x the "
-                   "step speed on a CPU after 1-3 minutes of compiling; needs a C++ compiler (CPU) or Triton (CUDA)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the training forward, after 1-3 "
+                   "minutes of compiling: on the kit's CPU 1.3-1.6x DenseNet-BC's step, no faster for EfficientNet-Lite0 "
+                   "or ResNet-50, slower for the light network (bench/cpu_paths.py measures yours); needs a C++ compiler (CPU) or Triton (CUDA)")
     t.add_argument("--out", help="folder for RECIPE.json (default: results/local/, results/local/quick/ for quick "
                    "runs, results/local/budget/ for --minutes)")
     add_publish(t)
