@@ -433,7 +433,7 @@ else:
                 slower.append(m)
     display(Markdown("The compiled step over the uncompiled bf16 + channels_last one, measured side by side: "
                      + "; ".join(f"{m} {g:.2f}×" for m, g in compile_gain.items()) + "."
-                     + (f" For {', '.join(slower)} every compiled round was slower than every uncompiled one: leave "
+                     + (f" For {' and '.join(slower)} every compiled round was slower than every uncompiled one: leave "
                         "`--compile` off for " + ("it" if len(slower) == 1 else "them") + " on this CPU." if slower else "")
                      + " Elsewhere, read the ratio against the rounds' spread in the table."))
 
@@ -790,7 +790,7 @@ if len(positive):
             d = {s: by_seed[best.name][s] - by_seed[base.name][s] for s in shared}
             same_sign = len({np.sign(x) for x in d.values()}) == 1
             display(Markdown(
-                f"Seed by seed (one seed: the same initialisation and batch order in both arms), λ = {best['λ']:g} "
+                f"Seed by seed (both arms of a pair started from the same seed), λ = {best['λ']:g} "
                 "minus softmax alone on PrivateTest: " + ", ".join(f"seed {s}: {x:+.1f}" for s, x in d.items())
                 + (" points — the same sign on every seed, but its size differs more than twofold between seeds: "
                    "read the mean and its standard error, not one seed." if same_sign

@@ -14,7 +14,7 @@ and convolutions only).
 convolutions that eager mode runs one by one; what it gains and costs on the kit's CPU is
 measured per network: faster for DenseNet-BC (``results/bench_cpu_paths_compile.json``), no
 faster for EfficientNet-Lite0 or ResNet-50 (``results/bench_cpu_paths_emonet_compile.json``),
-slower for chapter 08's light network (``results/bench_cpu_paths_ferplus_compile.json``; see
+slower for chapter 08's VGG13 and light network (``results/bench_cpu_paths_ferplus_compile.json``; see
 ``results/README.md``).  The
 compilation takes minutes on first use (cached on disk after that).  It stays opt-in: it needs a C++ compiler on
 the CPU (or Triton on CUDA), the compilation eats a short run's budget, and the
