@@ -172,8 +172,9 @@ def add_commands(sub) -> None:
                    "OpenCV and/or dlib do not find exactly one face (opencv, dlib, both, either; PublicTest and "
                    "PrivateTest are kept whole); the run is named RECIPE-face-filter-RULE")
     t.add_argument("--compile", action="store_true", help="torch.compile the training forward, after 1-3 "
-                   "minutes of compiling: on the kit's CPU 1.3-1.6x DenseNet-BC's step, no faster for EfficientNet-Lite0 "
-                   "or ResNet-50, slower for VGG13 and the light network (bench/cpu_paths.py measures yours); needs a C++ compiler (CPU) or Triton (CUDA)")
+                   "minutes of compiling: on the kit's CPU 1.3-1.6x DenseNet-BC's step, no faster for "
+                   "EfficientNet-Lite0 or ResNet-50, slower for VGG13 and the light network (bench/cpu_paths.py "
+                   "measures yours); needs a C++ compiler (CPU) or Triton (CUDA)")
     t.add_argument("--out", help="folder for RECIPE.json (default: results/local/, results/local/quick/ for quick "
                    "runs, results/local/budget/ for --minutes)")
     add_publish(t)
