@@ -733,9 +733,9 @@ display(Markdown(tables.claims_verdicts(gains) or
 
 # %%
 SWEEP_BUDGET = fr.sweep_budget()
+sweep = {name: fr.sweep_runs(name) for name in SWEEP_RECIPES}  # read once, used by the table and the seed pairs
 curve = []
-for name in SWEEP_RECIPES:
-    runs_ = fr.sweep_runs(name)
+for name, runs_ in sweep.items():
     curve.append({"recipe": name, "λ": recipe_lambda(get_recipe(name)), "PublicTest %": runs_.summary("PublicTest")["mean"],
                   "PrivateTest %": runs_.summary()["mean"], "± SE": runs_.se() if runs_.n else None, "seeds": runs_.n,
                   "run": runs_.label() if runs_.n else f"not yet run: {fr.train_command(name, plan=fr.SWEEP_PLAN)}"})
@@ -783,8 +783,7 @@ if len(positive):
                         " Where a point has several seeds its ± is the standard error over them; where one, the "
                         "binomial standard error of one accuracy on the test faces.")))
     if (done["λ"] == 0).any():
-        by_seed = {name: dict(zip(r.seeds, r.accuracies())) for name, r in
-                   ((n, fr.sweep_runs(n)) for n in (best.name, base.name))}
+        by_seed = {n: dict(zip(sweep[n].seeds, sweep[n].accuracies())) for n in (best.name, base.name)}
         shared = sorted(set(by_seed[best.name]) & set(by_seed[base.name]))
         if len(shared) > 1:
             d = {s: by_seed[best.name][s] - by_seed[base.name][s] for s in shared}
